@@ -1,0 +1,112 @@
+"""Header hygiene, both ways: hop-by-hop and framing headers are never copied; forwarding headers
+are the proxy's own; policed responses lose everything that describes the unredacted body.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+from aiohttp import web
+from multidict import CIMultiDict, CIMultiDictProxy
+
+from ..errors import BadRequestError
+
+HOP_BY_HOP = frozenset({
+    "connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade",
+    "proxy-authorization", "proxy-authenticate",
+})
+# Framing is recomputed by aiohttp for the bytes we actually send; Host is the backend's.
+FRAMING = frozenset({"content-length", "host", "expect"})
+# A client must not choose what the backend believes about the connection or the original URL.
+SPOOFABLE = frozenset({
+    "forwarded", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "x-forwarded-port",
+    "x-forwarded-prefix", "x-forwarded-uri", "x-real-ip", "x-original-url", "x-rewrite-url",
+    "x-envoy-original-path", "x-client-ip", "true-client-ip",
+})
+METHOD_OVERRIDES = frozenset({"x-http-method-override", "x-http-method", "x-method-override"})
+# On policed routes the proxy answers conditionals and ranges itself, over the body it produced.
+POLICED_REQUEST_DROP = frozenset({
+    "range", "if-range", "if-none-match", "if-modified-since", "accept-encoding",
+})
+POLICED_RESPONSE_DROP = frozenset({
+    "content-length", "content-encoding", "content-type", "etag", "last-modified", "accept-ranges",
+    "cache-control", "expires", "pragma", "vary", "content-range", "content-md5", "digest",
+    "age",
+})
+SINGLETONS = ("authorization", "content-type", "x-api-version", "if-match", "host")
+_ALIAS = re.compile(r"[_.]")
+_REQUEST_ID = re.compile(r"[A-Za-z0-9\-]{1,64}\Z")
+
+
+def _named_by_connection(headers: CIMultiDictProxy[str] | CIMultiDict[str]) -> set[str]:
+    named: set[str] = set()
+    for value in headers.getall("Connection", []):
+        named.update(t.strip().lower() for t in value.split(",") if t.strip())
+    return named
+
+
+def check_request_headers(headers: CIMultiDictProxy[str]) -> None:
+    """Refuse what could be read two ways: method overrides, duplicated singletons."""
+    for name in headers:
+        if name.lower() in METHOD_OVERRIDES or _ALIAS.sub("-", name.lower()) in METHOD_OVERRIDES:
+            raise BadRequestError("method override headers are not accepted")
+    for name in SINGLETONS:
+        if len(headers.getall(name, [])) > 1:
+            raise BadRequestError(f"{name} is repeated")
+
+
+def upstream_request_headers(request: web.Request, *, policed: bool, request_id: str) -> CIMultiDict[str]:
+    named = _named_by_connection(request.headers)
+    out: CIMultiDict[str] = CIMultiDict()
+    for name, value in request.headers.items():
+        low = name.lower()
+        alias = _ALIAS.sub("-", low)
+        if low in HOP_BY_HOP or low in FRAMING or alias in SPOOFABLE or low in METHOD_OVERRIDES:
+            continue
+        if low in named and low not in ("authorization",):
+            continue  # the client asked us to drop it: hop-by-hop by its Connection header
+        if policed and low in POLICED_REQUEST_DROP:
+            continue
+        if low == "x-request-id":
+            continue
+        out.add(name, value)
+    # The proxy's own forwarding headers, set after the client's copies were removed.
+    peer = request.remote or ""
+    if peer:
+        out["X-Forwarded-For"] = peer
+    out["X-Forwarded-Proto"] = request.scheme
+    if request.host:
+        out["X-Forwarded-Host"] = request.host
+    out["X-Request-Id"] = request_id
+    if policed:
+        out["Accept-Encoding"] = "identity"  # we must read what we examine
+    return out
+
+
+def client_response_headers(upstream: CIMultiDictProxy[str], *, policed: bool) -> CIMultiDict[str]:
+    named = _named_by_connection(upstream)
+    out: CIMultiDict[str] = CIMultiDict()
+    for name, value in upstream.items():
+        low = name.lower()
+        if low in HOP_BY_HOP or low in named or low in ("server", "via", "date"):
+            continue
+        if policed and low in POLICED_RESPONSE_DROP:
+            continue
+        if low == "location":
+            continue  # rewritten onto the public origin by the caller (links.py)
+        out.add(name, value)
+    return out
+
+
+def request_id(request: web.Request) -> str:
+    given = request.headers.get("X-Request-Id", "")
+    if _REQUEST_ID.match(given):
+        return given
+    return uuid.uuid4().hex
+
+
+def mark_private(headers: CIMultiDict[str]) -> None:
+    """A policed body is this caller's: no shared cache may keep it or give it to another."""
+    headers["Cache-Control"] = "private"
+    headers["Vary"] = "Authorization, Accept-Encoding"

@@ -1,0 +1,46 @@
+"""Links the backend writes (paging, Location) point at the backend; clients must get the proxy's.
+
+Paging links carry the client's own `fields`, never the ones the proxy added for its decisions.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+from yarl import URL
+
+from ..errors import UndecidableError
+
+
+def public_origin(request: web.Request, configured: URL | None) -> URL:
+    if configured is not None:
+        return configured
+    return URL.build(scheme=request.scheme, authority=request.host)
+
+
+def rewrite_link(link: str, upstream: URL, public: URL, client_fields: str | None) -> str:
+    """A paging link on the backend's origin, moved to the public origin with the client's fields.
+
+    A paging link to any other origin is not ours to pass on: undecidable (fail closed).
+    """
+    try:
+        url = URL(link, encoded=True)
+    except ValueError:
+        raise UndecidableError("a paging link is malformed") from None
+    if not url.is_absolute() or url.origin() != upstream:
+        raise UndecidableError("a paging link points outside the backend")
+    query = [(k, v) for k, v in url.query.items() if k != "fields"]
+    if client_fields is not None:
+        query.insert(0, ("fields", client_fields))
+    rebuilt = public.with_path(url.path).with_query(query)
+    return str(rebuilt)
+
+
+def rewrite_location(location: str, upstream: URL, public: URL) -> str:
+    """Location on the backend's origin moves to the public origin; other origins pass unchanged."""
+    try:
+        url = URL(location, encoded=True)
+    except ValueError:
+        return location
+    if url.is_absolute() and url.origin() == upstream:
+        return str(public.with_path(url.raw_path, encoded=True).with_query(url.raw_query_string))
+    return location

@@ -1,0 +1,231 @@
+"""The pipeline of one policed request.
+
+canonical request -> caller's facts (503 if they cannot be had) -> checks (blocked requests end here:
+the backend is never called) -> add the fields decisions need -> forward (identity encoding) ->
+decide -> log -> apply (enforce only) -> strip added fields -> rewrite links -> clean headers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from typing import Any
+
+import aiohttp
+import orjson
+from aiohttp import web
+from multidict import CIMultiDict
+
+from ..check import Violation, check_hours_edit, check_request, hours_edit_checks
+from ..decide import make_plan
+from ..errors import (
+    BadGatewayError,
+    BadRequestError,
+    PayloadTooLargeError,
+    ProxyError,
+    RequestTimeoutError,
+    UnavailableError,
+    UnsupportedMediaError,
+    error_body,
+)
+from ..policy.canonical import CanonicalTarget, render_target
+from ..policy.fields import parse_fields, render_fields
+from ..policy.model import Match, Shape
+from ..writebody import check_content_type, encode_body, parse_body
+from .exchange import Exchange
+from .headers import client_response_headers, mark_private, upstream_request_headers
+from .links import public_origin, rewrite_location
+from .relay import relay
+from .respond import respond_index, respond_show
+from .state import Loaded, Outcome, Services
+from .upstream import read_limited
+
+WRITES = frozenset({"POST", "PUT", "PATCH"})
+_ERROR_TYPE = re.compile(r"[A-Za-z]{1,64}\Z")
+PAGING_PARAMS = frozenset({"fields", "limit", "page_token", "order"})
+
+
+async def handle_policed(
+    request: web.Request, services: Services, loaded: Loaded, match: Match, target: CanonicalTarget,
+    outcome: Outcome,
+) -> web.StreamResponse:
+    route = match.route
+    method = "GET" if request.method == "HEAD" else request.method
+    enforce = services.enforce
+    authorization = request.headers.get("Authorization", "")
+    body = await _read_body(request, services, method)
+    fields_text = target.param("fields")
+    client_selection = parse_fields(fields_text) if fields_text is not None else None
+
+    try:
+        viewer = await services.facts.viewer(authorization, loaded.policies, loaded.settings)
+    except UnavailableError as exc:
+        if enforce:
+            raise
+        # Dry-run never breaks traffic: undecidable, logged and counted, and passed on as it came.
+        outcome.undecidable = exc.message
+        return await _forward_undecided(request, services, target, outcome, method, body)
+
+    violations = check_request(route, method, match.params, body, viewer)
+    for binding in hours_edit_checks(route, method, body, viewer):
+        activity = await _prefetch(services, loaded, route.template, match.params, authorization, binding.fields)
+        if activity is not None and (v := check_hours_edit(binding, activity, viewer)) is not None:
+            violations.append(v)
+    if violations:
+        _record_blocked(services, outcome, violations)
+        if enforce:
+            raise violations[0].error  # the backend is never called
+
+    plan = make_plan(route, viewer, client_selection)
+    query = target.query
+    if plan.upstream_selection is not None:
+        query = _with_fields(query, render_fields(plan.upstream_selection))
+    segments = (*loaded.policies.base, *_template_segments(route.segments, match.params))
+    segments = (*segments[:-1], segments[-1] + ".json")
+    forward = render_target(segments, query)
+    x = Exchange(
+        request, services, loaded, route, method, viewer, plan, authorization, fields_text,
+        _count_target(route.template, segments, target.query, loaded) if plan.filters else None,
+        public_origin(request, services.config.public_origin), outcome,
+    )
+    headers = upstream_request_headers(request, policed=True, request_id=outcome.request_id)
+    payload = None
+    if body is not None:
+        payload = encode_body(body)  # the body that was checked, re-encoded, is the body forwarded
+        headers["Content-Type"] = "application/json; charset=utf-8"
+    started = time.monotonic()
+    try:
+        async with services.upstream.request(method, forward, headers, payload) as response:
+            services.metrics.upstream_seconds.labels(route.template).observe(time.monotonic() - started)
+            outcome.upstream_status = response.status
+            if method in WRITES | {"DELETE"} and route.refreshes_facts and response.status < 300:
+                services.facts.invalidate()
+            return await _respond(x, response, method)
+    finally:
+        x.flush_tally()
+
+
+async def _respond(x: Exchange, response: aiohttp.ClientResponse, method: str) -> web.StreamResponse:
+    status = response.status
+    headers = client_response_headers(response.headers, policed=True)
+    location = response.headers.get("Location")
+    if location is not None:
+        headers["Location"] = rewrite_location(location, x.services.upstream.origin, x.public)
+    if status in (204, 205) or 300 <= status < 400 and status != 304:
+        mark_private(headers)
+        return web.Response(status=status, headers=headers)  # redirects are relayed, never followed
+    if status >= 400:
+        return await _error_from_backend(x, response, headers)
+    if status not in (200, 201):
+        raise BadGatewayError(f"the backend answered {status}, which cannot be examined")  # 206, 304...
+    if x.route.shape is Shape.RELAY:
+        raise BadGatewayError("a relay route answered with a body to examine")
+    if method == "GET" and x.route.shape is Shape.INDEX:
+        return await respond_index(x, response, headers)
+    return await respond_show(x, response, headers)
+
+
+async def _error_from_backend(
+    x: Exchange, response: aiohttp.ClientResponse, headers: CIMultiDict[str]
+) -> web.Response:
+    """The backend's status and error type pass; its message does not (it may quote hidden names)."""
+    raw = await read_limited(response, 64 * 1024)
+    wire_type = "Error"
+    try:
+        doc: Any = orjson.loads(raw)
+        candidate = doc.get("error", {}).get("type") if isinstance(doc, dict) else None
+        if isinstance(candidate, str) and _ERROR_TYPE.match(candidate):
+            wire_type = candidate
+    except (ValueError, AttributeError):
+        pass
+    mark_private(headers)
+    headers["Content-Type"] = "application/json; charset=utf-8"
+    message = f"the backend answered {response.status}"
+    return web.Response(status=response.status, headers=headers, body=error_body(wire_type, message))
+
+
+async def _read_body(request: web.Request, services: Services, method: str) -> Any:
+    """Read and parse a write's body within a deadline and a size cap; GET and DELETE carry none."""
+    has_body = request.body_exists
+    if method not in WRITES:
+        if has_body:
+            raise BadRequestError(f"a {method} request carries no body")
+        return None
+    if not has_body:
+        return None
+    if request.headers.get("Content-Encoding", "identity").lower() != "identity":
+        raise UnsupportedMediaError("a compressed request body cannot be examined")
+    check_content_type(request.headers.get("Content-Type"))
+    cap = services.config.max_write_body
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        async with asyncio.timeout(services.config.client_body_timeout):
+            async for chunk in request.content.iter_any():
+                size += len(chunk)
+                if size > cap:
+                    raise PayloadTooLargeError("the request body is too large to examine")
+                chunks.append(chunk)
+    except TimeoutError:
+        raise RequestTimeoutError("the request body took too long") from None
+    return parse_body(b"".join(chunks))
+
+
+async def _prefetch(
+    services: Services, loaded: Loaded, template: str, params: dict[str, int], authorization: str,
+    fields: tuple[str, ...],
+) -> Any:
+    """The activity as the backend has it, with what the hours rule reads (for a PATCH check)."""
+    activity_id = next(iter(params.values()))
+    path = "/" + "/".join((*loaded.policies.base, template.strip("/").split("/")[0], f"{activity_id}.json"))
+    try:
+        status, body = await services.upstream.get_json(
+            f"{path}?fields=id,type,user%7Bid%7D,matter%7Bid%7D", authorization)
+    except ProxyError as exc:
+        raise UnavailableError("the activity could not be checked") from exc
+    if status == 404:
+        return None  # the backend will answer the PATCH with 404 itself
+    if status != 200 or not isinstance(body, dict):
+        raise UnavailableError("the activity could not be checked")
+    return body.get("data")
+
+
+def _record_blocked(services: Services, outcome: Outcome, violations: list[Violation]) -> None:
+    mode = services.config.mode.value
+    for v in violations:
+        services.metrics.blocked.labels(v.binding.rule.value, str(v.error.status), mode).inc()
+        services.log.info("blocked", request_id=outcome.request_id, mode=mode, rule=v.binding.rule.value,
+                          action=v.binding.action.value, status=v.error.status, object_id=v.object_id,
+                          outcome="refused" if services.enforce else "would_refuse")
+    outcome.blocked = violations[0].binding.rule.value
+
+
+async def _forward_undecided(
+    request: web.Request, services: Services, target: CanonicalTarget, outcome: Outcome, method: str,
+    body: Any,
+) -> web.StreamResponse:
+    """Dry-run only: the request as the client sent it (canonical form), the answer as it came."""
+    payload = encode_body(body) if body is not None else None
+    return await relay(request, services, target, outcome, body=payload)
+
+
+def _with_fields(query: tuple[tuple[str, str], ...], fields: str) -> tuple[tuple[str, str], ...]:
+    out = [(k, v) for k, v in query if k != "fields"]
+    return (("fields", fields), *out)
+
+
+def _template_segments(segments: tuple[str | None, ...], params: dict[str, int]) -> tuple[str, ...]:
+    ids = iter(params.values())
+    return tuple(s if s is not None else str(next(ids)) for s in segments)
+
+
+def _count_target(
+    template: str, segments: tuple[str, ...], query: tuple[tuple[str, str], ...], loaded: Loaded
+) -> str | None:
+    """None when the visible set itself is the honest count (the unfiltered contacts index)."""
+    filters = tuple((k, v) for k, v in query if k not in PAGING_PARAMS)
+    if template == "/contacts" and not filters:
+        return None
+    return render_target(segments, (("fields", "id"), ("limit", "200"), ("order", "id(asc)"), *filters))
+

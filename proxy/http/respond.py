@@ -1,0 +1,223 @@
+"""Bodies of policed responses: single objects buffered (bounded), indexes streamed record by record.
+
+Every body is parsed and re-encoded; nothing the backend sent reaches the client unexamined. Once a
+streamed body has started, a failure aborts the connection: the client sees a cut-off transfer, never
+a well-formed document that is missing its end.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import aiohttp
+import orjson
+from aiohttp import web
+from isal import isal_zlib
+from multidict import CIMultiDict
+
+from ..errors import BadGatewayError, GatewayTimeoutError, ProxyError, UndecidableError
+from ..facts.service import auth_digest
+from ..jsonstream import Element, EnvelopeError, IndexSplitter
+from ..transform import transform_element, transform_record
+from .exchange import Exchange
+from .headers import mark_private
+from .links import rewrite_link
+from .upstream import read_limited
+
+FLUSH_AT = 64 * 1024
+GZIP_MIN = 1024
+
+
+def accepts_gzip(request: web.Request) -> bool:
+    for part in request.headers.get("Accept-Encoding", "").split(","):
+        coding, _, params = part.strip().partition(";")
+        if coding.strip().lower() == "gzip" and params.replace(" ", "") not in ("q=0", "q=0.0"):
+            return True
+    return False
+
+
+def check_json_response(response: aiohttp.ClientResponse) -> None:
+    """We asked for identity JSON; anything else cannot be examined exactly."""
+    if response.headers.get("Content-Encoding", "identity").strip().lower() != "identity":
+        raise BadGatewayError("the backend sent an encoding that was not asked for")
+    media = response.headers.get("Content-Type", "").partition(";")[0].strip().lower()
+    if media != "application/json":
+        raise BadGatewayError("the backend's answer is not JSON")
+
+
+async def respond_show(x: Exchange, response: aiohttp.ClientResponse, headers: CIMultiDict[str]) -> web.Response:
+    check_json_response(response)
+    raw = await read_limited(response, x.services.config.max_show_body)
+    try:
+        doc = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise UndecidableError("the backend's answer is not valid JSON") from None
+    if not isinstance(doc, dict) or set(doc) != {"data"}:
+        raise UndecidableError("the backend's answer is not {\"data\": {...}}")
+    record, decisions = transform_record(doc["data"], "data", x.plan, x.viewer, enforce=x.services.enforce)
+    x.note(decisions)
+    if record is None:
+        raise UndecidableError("a single object cannot be filtered")
+    body = raw if not x.services.enforce and not x.plan.added else orjson.dumps({"data": record})
+    return finish_buffered(x, response.status, headers, body)
+
+
+def finish_buffered(x: Exchange, status: int, headers: CIMultiDict[str], body: bytes) -> web.Response:
+    """Our own ETag (per caller and policy version), 304 on a match, gzip when accepted."""
+    mark_private(headers)
+    headers["Content-Type"] = "application/json; charset=utf-8"
+    digest = hashlib.sha256(body)
+    digest.update(auth_digest(x.authorization).encode())
+    digest.update(x.loaded.policies.version.encode())
+    etag = f'W/"{digest.hexdigest()[:32]}"'
+    headers["ETag"] = etag
+    if status == 200 and etag in _tags(x.request.headers.get("If-None-Match", "")):
+        return web.Response(status=304, headers=headers)
+    if accepts_gzip(x.request) and len(body) >= GZIP_MIN:
+        compressor = isal_zlib.compressobj(x.services.config.gzip_level, isal_zlib.DEFLATED, 31)
+        body = compressor.compress(body) + compressor.flush()
+        headers["Content-Encoding"] = "gzip"
+    return web.Response(status=status, body=body, headers=headers)
+
+
+def _tags(header: str) -> set[str]:
+    return {t.strip() for t in header.split(",") if t.strip()}
+
+
+class _Emitter:
+    """Starts the client response at the first write; compresses and batches what it sends."""
+
+    def __init__(self, x: Exchange, status: int, headers: CIMultiDict[str]) -> None:
+        self._x = x
+        self._response = web.StreamResponse(status=status, headers=headers)
+        self._gzip = None
+        if accepts_gzip(x.request):
+            self._gzip = isal_zlib.compressobj(x.services.config.gzip_level, isal_zlib.DEFLATED, 31)
+            headers["Content-Encoding"] = "gzip"
+        self._pending: list[bytes] = []
+        self._size = 0
+
+    @property
+    def response(self) -> web.StreamResponse:
+        return self._response
+
+    @property
+    def started(self) -> bool:
+        return self._response.prepared
+
+    async def write(self, data: bytes) -> None:
+        self._pending.append(data)
+        self._size += len(data)
+        if self._size >= FLUSH_AT:
+            await self._flush()
+
+    async def _flush(self) -> None:
+        data = b"".join(self._pending)
+        self._pending.clear()
+        self._size = 0
+        if self._gzip is not None:
+            data = self._gzip.compress(data)
+        if not self._response.prepared:
+            await self._response.prepare(self._x.request)
+        if data:
+            await self._response.write(data)
+
+    async def finish(self) -> web.StreamResponse:
+        await self._flush()
+        if self._gzip is not None:
+            await self._response.write(self._gzip.flush())
+        await self._response.write_eof()
+        return self._response
+
+    def abort(self) -> None:
+        """Cut the connection: no final chunk, so the client cannot take the body for complete."""
+        transport = self._x.request.transport
+        if transport is not None:
+            transport.abort()
+
+
+async def respond_index(x: Exchange, response: aiohttp.ClientResponse, headers: CIMultiDict[str]) -> web.StreamResponse:
+    check_json_response(response)
+    mark_private(headers)
+    headers["Content-Type"] = "application/json; charset=utf-8"
+    emitter = _Emitter(x, response.status, headers)
+    try:
+        await _stream_index(x, response, emitter)
+        return await emitter.finish()
+    except (ProxyError, ConnectionError) as exc:
+        if not emitter.started:
+            raise
+        x.outcome.error = type(exc).__name__
+        emitter.abort()
+        return emitter.response
+
+
+async def _stream_index(x: Exchange, response: aiohttp.ClientResponse, emitter: _Emitter) -> None:
+    splitter = IndexSplitter(max_element_bytes=x.services.config.max_element)
+    enforce = x.services.enforce
+    state = {"index": 0, "sent": 0}
+    meta: list[Any] = []
+
+    async def take(pieces: list[Any]) -> None:
+        for piece in pieces:
+            if isinstance(piece, Element):
+                path = f"data[{state['index']}]"
+                state["index"] += 1
+                out, decisions = transform_element(piece.raw, path, x.plan, x.viewer, enforce=enforce)
+                x.note(decisions)
+                if out is None:
+                    continue
+                await emitter.write((b'{"data":[' if state["sent"] == 0 else b",") + out)
+                state["sent"] += 1
+            elif piece.key == "meta":
+                try:
+                    meta.append(orjson.loads(piece.raw))
+                except orjson.JSONDecodeError:
+                    raise UndecidableError("the index meta is not valid JSON") from None
+            else:
+                raise UndecidableError("the index has an unexpected member")
+
+    try:
+        async for chunk in response.content.iter_chunked(64 * 1024):
+            await take(splitter.feed(chunk))
+        await take(splitter.finish())
+    except EnvelopeError:
+        raise UndecidableError("the backend's index body is malformed") from None
+    except TimeoutError:
+        raise GatewayTimeoutError("the backend stopped sending") from None
+    except (aiohttp.ClientError, OSError) as exc:
+        if isinstance(exc, ConnectionError) and emitter.started:
+            raise
+        raise BadGatewayError("the backend's answer was cut off") from None
+    if state["sent"] == 0:
+        await emitter.write(b'{"data":[')
+    tail = b"]"
+    if meta:
+        tail += b',"meta":' + orjson.dumps(await _rewrite_meta(x, meta[0], state["index"] - state["sent"]))
+    await emitter.write(tail + b"}")
+
+
+async def _rewrite_meta(x: Exchange, meta: Any, dropped: int) -> Any:
+    if not isinstance(meta, dict):
+        raise UndecidableError("the index meta is not an object")
+    paging = meta.get("paging")
+    if isinstance(paging, dict):
+        upstream = x.services.upstream.origin
+        for key in ("next", "previous"):
+            link = paging.get(key)
+            if isinstance(link, str):
+                paging[key] = rewrite_link(link, upstream, x.public, x.client_fields)
+            elif link is not None:
+                raise UndecidableError("a paging link is not a string")
+    elif paging is not None:
+        raise UndecidableError("the index paging is not an object")
+    if "records" in meta and x.plan.filters and x.services.enforce:
+        # Hidden contacts must not be counted: the count over every page, not this one's.
+        assert x.viewer.visible_contacts is not None
+        if x.count_target is None:
+            meta["records"] = len(x.viewer.visible_contacts)
+        else:
+            meta["records"] = await x.services.facts.count(x.authorization, x.count_target,
+                                                           x.viewer.visible_contacts)
+    return meta

@@ -1,0 +1,63 @@
+"""What the app holds under typed keys: the run config, the live policy/settings pair, services."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from ..config import Mode, RunConfig
+from ..facts.service import FactsService
+from ..facts.settings import Settings
+from ..metrics import Metrics
+from ..policy.model import PolicySet
+from .upstream import Upstream
+
+
+@dataclass(frozen=True, slots=True)
+class Loaded:
+    """A policy set and settings compiled together; swapped as one on reload."""
+
+    policies: PolicySet
+    settings: Settings
+
+
+@dataclass(slots=True)
+class Live:
+    """The one mutable cell: requests take `current` once, so each is decided by one version."""
+
+    current: Loaded
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    config: RunConfig
+    live: Live
+    upstream: Upstream
+    facts: FactsService
+    metrics: Metrics
+    log: Any
+
+    @property
+    def enforce(self) -> bool:
+        return self.config.mode is Mode.ENFORCE
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What the canonical request log line reports; filled in as the request goes."""
+
+    request_id: str
+    method: str
+    route: str = "invalid"
+    status: int = 0
+    upstream_status: int | None = None
+    decisions: int = 0
+    blocked: str | None = None
+    undecidable: str | None = None
+    error: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+SERVICES = web.AppKey("services", Services)

@@ -1,0 +1,41 @@
+"""structlog set-up: JSON lines on a stream, one canonical line per request, decision lines.
+
+No global configuration: each app wraps its own logger, so tests capture their own lines. Only
+allowlisted keys reach the output (a scrub processor), so a token, a cookie or a body cannot.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import IO, Any
+
+import orjson
+import structlog
+
+LEVELS = {"debug": 10, "info": 20, "warning": 30}
+ALLOWED_KEYS = frozenset({
+    "event", "level", "timestamp", "request_id", "method", "route", "status", "upstream_status",
+    "duration_ms", "mode", "decisions", "rule", "action", "path", "object_id", "error", "outcome",
+    "policy_version", "listen", "admin_listen", "upstream", "problems", "fact", "reason", "files",
+    "blocked", "undecidable",
+})
+
+
+def _scrub(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
+    """Drop any key not on the allowlist: what is logged is chosen, never whatever was at hand."""
+    return {k: v for k, v in event.items() if k in ALLOWED_KEYS}
+
+
+def make_logger(stream: IO[str] | None = None, level: str = "info") -> Any:
+    out = stream if stream is not None else sys.stdout
+    return structlog.wrap_logger(
+        structlog.PrintLogger(file=out),
+        processors=[
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            _scrub,
+            structlog.processors.JSONRenderer(serializer=lambda obj, **_: orjson.dumps(obj).decode()),
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(LEVELS[level]),
+        cache_logger_on_first_use=False,
+    )

@@ -1,0 +1,138 @@
+"""The API's `fields` mini-language: parse, add what decisions need, strip what was added.
+
+Grammar (stricter than the backend's, on purpose): `name(,name)*` where a name may carry one brace
+level of sub-names, `client{id,name}`. Names are lower-case identifiers. Anything else is a 400.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import BadRequestError
+
+_NAME = re.compile(r"[a-z_][a-z0-9_]*\Z")
+_ITEM = re.compile(r"([a-z_][a-z0-9_]*)(?:\{([^{}]*)\})?")
+DEFAULT_NESTED = frozenset({"id", "etag", "type"})
+"""What the backend returns for a nested object selected without braces (its identity)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Field:
+    name: str
+    sub: tuple[str, ...] | None = None  # None: no braces, the nested object comes with its defaults
+
+    def render(self) -> str:
+        return self.name if self.sub is None else f"{self.name}{{{','.join(self.sub)}}}"
+
+
+Selection = tuple[Field, ...]
+DEFAULT_SELECTION: Selection = (Field("id"), Field("etag"))
+"""Without `fields`, the API returns only `id` and `etag`."""
+
+
+def parse_fields(text: str) -> Selection:
+    """Parse a `fields` value; any deviation from the grammar is a 400 (never a guess)."""
+    if not text:
+        raise BadRequestError("fields must not be empty")
+    out: list[Field] = []
+    seen: set[str] = set()
+    pos = 0
+    while True:
+        m = _ITEM.match(text, pos)
+        if m is None:
+            raise BadRequestError("fields is malformed")
+        name, inner = m.group(1), m.group(2)
+        sub: tuple[str, ...] | None = None
+        if inner is not None:
+            parts = inner.split(",")
+            if not all(_NAME.match(p) for p in parts) or len(set(parts)) != len(parts):
+                raise BadRequestError("fields is malformed")
+            sub = tuple(parts)
+        if name in seen:
+            raise BadRequestError("fields names a field twice")
+        seen.add(name)
+        out.append(Field(name, sub))
+        pos = m.end()
+        if pos == len(text):
+            return tuple(out)
+        if text[pos] != ",":
+            raise BadRequestError("fields is malformed")
+        pos += 1
+
+
+def render_fields(selection: Selection) -> str:
+    return ",".join(f.render() for f in selection)
+
+
+@dataclass(frozen=True, slots=True)
+class Need:
+    """A field a decision reads: `name` at the record's top, or `name{sub}` one level down.
+
+    `always`: needed whenever the rule looks at the record (an activity's `type`); otherwise only
+    when the client selected `name` itself (a vendor nobody asked for needs no decision).
+    """
+
+    name: str
+    sub: str | None = None
+    always: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Added:
+    """What augmentation added, so it can be stripped from every record before answering."""
+
+    top: frozenset[str] = frozenset()
+    nested: Mapping[str, frozenset[str]] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(self.top or self.nested)
+
+
+def augment(selection: Selection, needs: Iterable[Need]) -> tuple[Selection, Added]:
+    """Add what `needs` ask for and is missing; return the new selection and what was added."""
+    fields: dict[str, Field] = {f.name: f for f in selection}
+    top: set[str] = set()
+    nested: dict[str, set[str]] = {}
+    for need in needs:
+        current = fields.get(need.name)
+        if current is None:
+            if not need.always:
+                continue
+            fields[need.name] = Field(need.name, (need.sub,) if need.sub else None)
+            top.add(need.name)
+            continue
+        if need.sub is None or need.name in top:
+            if need.sub is not None and current.sub is not None and need.sub not in current.sub:
+                fields[need.name] = Field(need.name, (*current.sub, need.sub))
+            continue
+        if current.sub is None:
+            if need.sub in DEFAULT_NESTED:
+                continue  # the nested defaults carry it
+            fields[need.name] = Field(need.name, (*sorted(DEFAULT_NESTED), need.sub))
+            nested.setdefault(need.name, set()).update({need.sub})
+            continue
+        if need.sub not in current.sub:
+            fields[need.name] = Field(need.name, (*current.sub, need.sub))
+            nested.setdefault(need.name, set()).add(need.sub)
+    added = Added(frozenset(top), {k: frozenset(v) for k, v in nested.items()})
+    return tuple(fields.values()), added
+
+
+def strip_added(record: dict[str, Any], added: Added) -> None:
+    """Remove what augmentation added from one record, in place."""
+    for name in added.top:
+        record.pop(name, None)
+    for name, subs in added.nested.items():
+        value = record.get(name)
+        items = value if isinstance(value, list) else [value]
+        for item in items:
+            if isinstance(item, dict):
+                for sub in subs:
+                    item.pop(sub, None)
+
+
+def selected_names(selection: Selection) -> frozenset[str]:
+    return frozenset(f.name for f in selection)

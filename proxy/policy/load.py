@@ -1,0 +1,300 @@
+"""Load the policy directory, validate every file against the closed vocabulary, compile a PolicySet.
+
+Every problem is reported at once with file:line:column and the key at fault. Nothing here runs
+per request.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+from typing import Any
+
+from ..errors import BLOCK_ERRORS
+from ..yamldoc import Doc, Problems, load_yaml
+from .model import (
+    CHECK_ACTIONS,
+    RESPOND_ACTIONS,
+    Action,
+    Binding,
+    FactsQuery,
+    Location,
+    PolicySet,
+    Route,
+    Rule,
+    Shape,
+)
+
+METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE"})
+PERMISSIONS = frozenset({"matters", "documents", "contacts", "personal_injury", "billing"})
+FACTS = ("who_am_i", "matters", "relationships", "created_contacts")
+_SEGMENT = re.compile(r"[a-z_][a-z0-9_]*\Z")
+_PARAM = re.compile(r"\{([a-z_]+)\}\Z")
+_LOCATION = re.compile(r"[a-z_][a-z0-9_]*(\[\])?(\.[a-z_][a-z0-9_]*(\[\])?)?\Z")
+_FILE_KEYS = {"family", "seed", "checks", "routes"}
+_ROUTE_KEYS = {"route", "shape", "methods", "respond", "checks", "refreshes_facts"}
+_BINDING_KEYS = {"rule", "action", "at", "participants", "seed", "methods", "status", "param",
+                 "fields", "permission"}
+
+
+def bundled_policies() -> Path:
+    """The bundled policies: inside the installed wheel, or at the top of a checkout."""
+    here = Path(__file__).resolve().parent.parent
+    for candidate in (here / "_bundled" / "policies", here.parent / "policies"):
+        if candidate.is_dir():
+            return candidate
+    raise FileNotFoundError("bundled policies not found")
+
+
+def load_policies(directory: Path) -> PolicySet:
+    """Load and compile every *.yaml in `directory`; raise ConfigError listing every problem."""
+    problems = Problems()
+    files = sorted(directory.glob("*.yaml")) if directory.is_dir() else []
+    if not files:
+        problems.add(str(directory), "no policy files (*.yaml) found")
+    docs = [d for d in (load_yaml(f, problems) for f in files) if d is not None]
+    facts_docs = [d for d in docs if isinstance(d.value, dict) and "facts" in d.value]
+    base: tuple[str, ...] = ()
+    facts: dict[str, FactsQuery] = {}
+    if len(facts_docs) != 1:
+        problems.add(str(directory), "exactly one file must hold `base` and `facts`")
+    else:
+        base, facts = _compile_facts(facts_docs[0], problems)
+    routes: list[Route] = []
+    seen: dict[tuple[str | None, ...], str] = {}
+    for doc in docs:
+        if doc in facts_docs:
+            continue
+        for route in _compile_family(doc, problems):
+            if route.segments in seen:
+                problems.add(route.source, f"route {route.template} is also defined at {seen[route.segments]}")
+            seen[route.segments] = route.source
+            routes.append(route)
+    problems.raise_if_any()
+    digest = hashlib.sha256(b"".join(f.read_bytes() for f in files)).hexdigest()[:12]
+    return PolicySet(base, tuple(routes), facts, digest, tuple(f.name for f in files))
+
+
+def _compile_facts(doc: Doc, problems: Problems) -> tuple[tuple[str, ...], dict[str, FactsQuery]]:
+    value = doc.value
+    _unknown_keys(doc, value, {"base", "facts"}, (), problems)
+    base_text = value.get("base")
+    if not isinstance(base_text, str) or not base_text.startswith("/"):
+        problems.add(doc.where("base"), "base: must be a path like /api/v4")
+        base_text = "/"
+    base = tuple(s for s in base_text.lower().split("/") if s)
+    facts: dict[str, FactsQuery] = {}
+    entries = value.get("facts")
+    if not isinstance(entries, dict):
+        problems.add(doc.where("facts"), "facts: must be a mapping")
+        return base, facts
+    for name in FACTS:
+        if name not in entries:
+            problems.add(doc.where("facts"), f"facts: missing {name!r}")
+    for name, entry in entries.items():
+        where = doc.where("facts", name)
+        if name not in FACTS:
+            problems.add(where, f"facts: unknown fact {name!r} (known: {', '.join(FACTS)})")
+            continue
+        if not isinstance(entry, dict):
+            problems.add(where, f"facts.{name}: must be a mapping")
+            continue
+        _unknown_keys(doc, entry, {"path", "query", "paged"}, ("facts", name), problems)
+        path, query, paged = entry.get("path"), entry.get("query", {}), entry.get("paged", False)
+        if not isinstance(path, str) or not all(_SEGMENT.match(s) for s in path.split("/")):
+            problems.add(doc.where("facts", name, "path"), f"facts.{name}.path: must be like users/who_am_i")
+            continue
+        if not isinstance(query, dict) or not all(isinstance(v, str | int) for v in query.values()):
+            problems.add(doc.where("facts", name, "query"), f"facts.{name}.query: must map names to strings")
+            continue
+        if not isinstance(paged, bool):
+            problems.add(doc.where("facts", name, "paged"), f"facts.{name}.paged: must be true or false")
+            continue
+        facts[name] = FactsQuery(path, tuple((k, str(v)) for k, v in query.items()), paged)
+    return base, facts
+
+
+def _compile_family(doc: Doc, problems: Problems) -> list[Route]:
+    value = doc.value
+    if not isinstance(value, dict):
+        problems.add(doc.where(), "a policy file must be a mapping")
+        return []
+    _unknown_keys(doc, value, _FILE_KEYS, (), problems)
+    family = value.get("family")
+    if not isinstance(family, str) or not _SEGMENT.match(family):
+        problems.add(doc.where("family"), "family: must name the endpoint family, like contacts")
+        return []
+    seed = value.get("seed")
+    if not isinstance(seed, list) or not seed or not all(isinstance(s, str) for s in seed):
+        problems.add(doc.where("seed"), "seed: must list the changelog rows this file encodes")
+    common = value.get("checks", [])
+    routes = value.get("routes")
+    if not isinstance(routes, list) or not routes:
+        problems.add(doc.where("routes"), "routes: must be a non-empty list")
+        return []
+    out = []
+    for i, entry in enumerate(routes):
+        route = _compile_route(doc, family, i, entry, common, problems)
+        if route is not None:
+            out.append(route)
+    return out
+
+
+def _compile_route(
+    doc: Doc, family: str, i: int, entry: Any, common: Any, problems: Problems
+) -> Route | None:
+    at = ("routes", i)
+    if not isinstance(entry, dict):
+        problems.add(doc.where(*at), "a route must be a mapping")
+        return None
+    _unknown_keys(doc, entry, _ROUTE_KEYS, at, problems)
+    template = entry.get("route")
+    parsed = _parse_template(template) if isinstance(template, str) else None
+    if parsed is None:
+        problems.add(doc.where(*at, "route"), "route: must be like /contacts/{id}")
+        return None
+    segments, params = parsed
+    if segments[0] != family:
+        problems.add(doc.where(*at, "route"), f"route: {template} is outside family {family!r}")
+    try:
+        shape = Shape(entry.get("shape"))
+    except ValueError:
+        problems.add(doc.where(*at, "shape"), f"shape: must be one of {', '.join(Shape)}")
+        return None
+    methods = _methods(doc, entry.get("methods"), at, problems) or frozenset()
+    respond: list[Binding] = []
+    for j, raw in enumerate(_list(doc, entry.get("respond", []), (*at, "respond"), problems)):
+        if b := _binding(doc, raw, (*at, "respond", j), RESPOND_ACTIONS, params, methods, problems):
+            respond.append(b)
+    sources = [(("checks", j), c) for j, c in enumerate(_list(doc, common, ("checks",), problems))]
+    sources += [((*at, "checks", j), c) for j, c in enumerate(_list(doc, entry.get("checks", []), (*at, "checks"), problems))]
+    checks: list[Binding] = []
+    for path, raw in sources:
+        if b := _binding(doc, raw, path, CHECK_ACTIONS, params, methods, problems):
+            checks.append(b)
+    for b in respond:
+        if b.action is Action.FILTER_CONTACTS and (shape is not Shape.INDEX or b.at is not None):
+            problems.add(b.source, "filter_contacts applies at `.` of an index route only")
+    if shape is Shape.RELAY and respond:
+        problems.add(doc.where(*at, "shape"), "a relay route cannot have respond rules")
+    refreshes = entry.get("refreshes_facts", False)
+    if not isinstance(refreshes, bool):
+        problems.add(doc.where(*at, "refreshes_facts"), "refreshes_facts: must be true or false")
+        refreshes = False
+    return Route(family, template, segments, params, shape, methods, tuple(respond), tuple(checks), refreshes,
+                 doc.where(*at))
+
+
+def _parse_template(template: str) -> tuple[tuple[str | None, ...], tuple[str, ...]] | None:
+    if not template.startswith("/"):
+        return None
+    segments: list[str | None] = []
+    params: list[str] = []
+    for part in template[1:].split("/"):
+        if m := _PARAM.match(part):
+            segments.append(None)
+            params.append(m.group(1))
+        elif _SEGMENT.match(part):
+            segments.append(part)
+        else:
+            return None
+    if segments[0] is None or len(set(params)) != len(params):
+        return None
+    return tuple(segments), tuple(params)
+
+
+def _binding(
+    doc: Doc,
+    raw: Any,
+    at: tuple[str | int, ...],
+    vocabulary: dict[Action, Rule],
+    params: tuple[str, ...],
+    route_methods: frozenset[str],
+    problems: Problems,
+) -> Binding | None:
+    where = doc.where(*at)
+    if not isinstance(raw, dict):
+        problems.add(where, "must be a mapping with rule and action")
+        return None
+    _unknown_keys(doc, raw, _BINDING_KEYS, at, problems)
+    try:
+        action = Action(raw.get("action"))
+    except ValueError:
+        action = None
+    if action is None or action not in vocabulary:
+        problems.add(doc.where(*at, "action"), f"action: must be one of {', '.join(vocabulary)}")
+        return None
+    try:
+        rule = Rule(raw.get("rule"))
+    except ValueError:
+        problems.add(doc.where(*at, "rule"), f"rule: must be one of {', '.join(Rule)}")
+        return None
+    if vocabulary[action] is not rule:
+        problems.add(doc.where(*at, "rule"), f"rule: {action} belongs to {vocabulary[action]}, not {rule}")
+    seed = raw.get("seed")
+    if not isinstance(seed, str) or not seed:
+        problems.add(doc.where(*at, "seed"), "seed: must cite the changelog row")
+        seed = ""
+    location = _location(doc, raw.get("at", "."), (*at, "at"), problems)
+    methods = route_methods
+    if "methods" in raw:
+        methods = _methods(doc, raw["methods"], at, problems) or frozenset()
+        if not methods <= route_methods:
+            problems.add(doc.where(*at, "methods"), "methods: not all allowed on this route")
+    status = raw.get("status", 0)
+    needs_status = action in (Action.REFUSE_CONTACT_REFERENCE, Action.REFUSE_HOURS_EDIT)
+    if needs_status and status not in BLOCK_ERRORS:
+        problems.add(doc.where(*at, "status"), f"status: must be one of {sorted(BLOCK_ERRORS)}")
+    param = raw.get("param")
+    if action is Action.HIDE_CONTACT and param not in params:
+        problems.add(doc.where(*at, "param"), f"param: must name a route parameter {list(params)}")
+    fields = raw.get("fields", [])
+    if action is Action.REFUSE_HOURS_EDIT and (
+        not isinstance(fields, list) or not fields or not all(isinstance(f, str) for f in fields)
+    ):
+        problems.add(doc.where(*at, "fields"), "fields: must list the fields that may not be set")
+        fields = []
+    permission = raw.get("permission")
+    if action is Action.REQUIRE_PERMISSION and permission not in PERMISSIONS:
+        problems.add(doc.where(*at, "permission"), f"permission: must be one of {sorted(PERMISSIONS)}")
+    if action is Action.REFUSE_CONTACT_REFERENCE and location is None:
+        problems.add(doc.where(*at, "at"), "at: must name where the reference lives in the body")
+    participants = raw.get("participants", False)
+    if not isinstance(participants, bool):
+        problems.add(doc.where(*at, "participants"), "participants: must be true or false")
+        participants = False
+    return Binding(rule, action, seed, where, location, participants, methods, int(status or 0),
+                   param, tuple(fields), permission)
+
+
+def _location(doc: Doc, raw: Any, at: tuple[str | int, ...], problems: Problems) -> Location | None:
+    if raw == ".":
+        return None
+    if not isinstance(raw, str) or not _LOCATION.match(raw):
+        problems.add(doc.where(*at), "at: must be `.`, `name`, `name[]` or `name[].name`")
+        return None
+    steps = tuple((p.removesuffix("[]"), p.endswith("[]")) for p in raw.split("."))
+    return Location(steps, raw)
+
+
+def _methods(doc: Doc, raw: Any, at: tuple[str | int, ...], problems: Problems) -> frozenset[str] | None:
+    if not isinstance(raw, list) or not raw or not all(m in METHODS for m in raw):
+        problems.add(doc.where(*at, "methods"), f"methods: must list some of {sorted(METHODS)}")
+        return None
+    return frozenset(raw)
+
+
+def _list(doc: Doc, raw: Any, at: tuple[str | int, ...], problems: Problems) -> list[Any]:
+    if not isinstance(raw, list):
+        problems.add(doc.where(*at), "must be a list")
+        return []
+    return raw
+
+
+def _unknown_keys(
+    doc: Doc, value: dict[str, Any], known: set[str], at: tuple[str | int, ...], problems: Problems
+) -> None:
+    for key in value:
+        if key not in known:
+            problems.add(doc.where(*at, key), f"unknown key {key!r}")

@@ -1,0 +1,65 @@
+"""Activity hours visibility (4.0.8): other users' time-entry hours are null, and cannot be edited.
+
+Seed rows: 4.0.8 activities GET and PATCH; calendar_entries, communications, notes, tasks GET
+`time_entries`. A TimeEntry is hidden unless its user is the caller or the caller is the responsible
+attorney of its matter.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..errors import UndecidableError
+from ..facts.settings import ActivityHoursVisibility
+from ..facts.viewer import Viewer
+from ..policy.model import Binding, Rule
+from .base import ref_id
+
+HOURS_FIELDS = (
+    "quantity",
+    "rounded_quantity",
+    "rounded_quantity_in_hours",
+    "quantity_in_hours",
+    "total",
+    "non_billable_total",
+)
+
+
+def restricted(viewer: Viewer) -> bool:
+    return viewer.settings.activity_hours_visibility is not ActivityHoursVisibility.ALL
+
+
+def hours_hidden(activity: Any, viewer: Viewer) -> bool:
+    if not isinstance(activity, dict):
+        raise UndecidableError("expected an activity object")
+    kind = activity.get("type")
+    if not isinstance(kind, str):
+        raise UndecidableError("an activity lacks its type")
+    if kind != "TimeEntry":
+        return False
+    if ref_id(activity, "user") == viewer.user_id:
+        return False
+    if viewer.responsible_matters is None:
+        raise UndecidableError("responsible matters were not resolved")
+    matter = ref_id(activity, "matter")
+    return matter is None or matter not in viewer.responsible_matters
+
+
+class HoursRedaction:
+    rule = Rule.ACTIVITY_HOURS_VISIBILITY
+    targets = frozenset(HOURS_FIELDS) | {"quantity_redacted"}
+
+    def active(self, viewer: Viewer) -> bool:
+        return restricted(viewer)
+
+    def reads(self, binding: Binding, viewer: Viewer) -> tuple[tuple[str, str | None], ...]:
+        return (("type", None), ("user", "id"), ("matter", "id"))
+
+    def hidden(self, obj: Any, binding: Binding, viewer: Viewer) -> bool | None:
+        return hours_hidden(obj, viewer)
+
+    def redact(self, container: Any, key: str | int, obj: dict[str, Any]) -> None:
+        for name in HOURS_FIELDS:
+            if name in obj:
+                obj[name] = None
+        obj["quantity_redacted"] = True

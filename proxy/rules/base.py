@@ -1,0 +1,48 @@
+"""What a response rule is: which callers it binds, what it reads, how it judges and redacts one object."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from ..errors import UndecidableError
+from ..facts.viewer import Viewer
+from ..policy.model import Binding, Rule
+
+
+class RespondRule(Protocol):
+    rule: Rule
+    targets: frozenset[str] | None
+    """Fields the rule changes; None: it replaces the whole object. A binding whose targets the
+    client did not select has nothing to change and is skipped."""
+
+    def active(self, viewer: Viewer) -> bool:
+        """Whether the caller's settings make this rule apply at all."""
+
+    def reads(self, binding: Binding, viewer: Viewer) -> tuple[tuple[str, str | None], ...]:
+        """Fields of the object the judgement reads: (name, None) or (name, nested name)."""
+
+    def hidden(self, obj: Any, binding: Binding, viewer: Viewer) -> bool | None:
+        """True: redact; False: leave; None: not an object of this rule (a user among participants)."""
+
+    def redact(self, container: Any, key: str | int, obj: dict[str, Any]) -> None:
+        """Carry out the redaction in place (container[key] is obj)."""
+
+
+def ref_id(obj: dict[str, Any], name: str) -> int | None:
+    """The id of a nested reference (`user`, `matter`): None when the reference is null."""
+    if name not in obj:
+        raise UndecidableError(f"the backend's answer lacks `{name}`")
+    ref = obj[name]
+    if ref is None:
+        return None
+    return object_id(ref)
+
+
+def object_id(obj: Any) -> int:
+    """An object's integer id; anything else is undecidable (a string id could alias another)."""
+    if not isinstance(obj, dict):
+        raise UndecidableError("expected an object")
+    value = obj.get("id")
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise UndecidableError("an object lacks an integer id")
+    return value

@@ -1,0 +1,42 @@
+"""Billing rate visibility (4.0.5): `price` and `total` are removed and `redacted: true` added.
+
+Seed row: 4.0.5 "Redact price and total fields of Activity records based on a user's Billing Rate
+Visibility setting". `own` hides other users' entries, `none` hides all.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..errors import UndecidableError
+from ..facts.settings import BillingRateVisibility
+from ..facts.viewer import Viewer
+from ..policy.model import Binding, Rule
+from .base import ref_id
+
+RATE_FIELDS = ("price", "total")
+
+
+class RateRedaction:
+    rule = Rule.BILLING_RATE_VISIBILITY
+    targets = frozenset(RATE_FIELDS) | {"redacted"}
+
+    def active(self, viewer: Viewer) -> bool:
+        return viewer.settings.billing_rate_visibility is not BillingRateVisibility.ALL
+
+    def reads(self, binding: Binding, viewer: Viewer) -> tuple[tuple[str, str | None], ...]:
+        if viewer.settings.billing_rate_visibility is BillingRateVisibility.NONE:
+            return ()
+        return (("user", "id"),)
+
+    def hidden(self, obj: Any, binding: Binding, viewer: Viewer) -> bool | None:
+        if not isinstance(obj, dict):
+            raise UndecidableError("expected an activity object")
+        if viewer.settings.billing_rate_visibility is BillingRateVisibility.NONE:
+            return True
+        return ref_id(obj, "user") != viewer.user_id
+
+    def redact(self, container: Any, key: str | int, obj: dict[str, Any]) -> None:
+        for name in RATE_FIELDS:
+            obj.pop(name, None)
+        obj["redacted"] = True

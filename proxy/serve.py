@@ -1,0 +1,91 @@
+"""Running the proxy: listeners, signals (SIGTERM drains, SIGHUP reloads), and loading config.
+
+Config is loaded and compiled before anything listens; a reload that fails keeps the old config,
+loudly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from .config import RunConfig
+from .facts.settings import load_settings
+from .http.admin import make_admin_app
+from .http.app import make_app, reload
+from .http.state import SERVICES, Loaded
+from .policy.load import bundled_policies, load_policies
+from .yamldoc import ConfigError
+
+
+def load(policies: Path | None, settings: Path) -> Loaded:
+    """Compile policies and settings together; ConfigError lists every problem of both."""
+    problems: list[str] = []
+    compiled = loaded_settings = None
+    try:
+        compiled = load_policies(policies or bundled_policies())
+    except ConfigError as exc:
+        problems.extend(exc.problems)
+    try:
+        loaded_settings = load_settings(settings)
+    except ConfigError as exc:
+        problems.extend(exc.problems)
+    if problems or compiled is None or loaded_settings is None:
+        raise ConfigError(problems)
+    return Loaded(compiled, loaded_settings)
+
+
+async def serve(
+    config: RunConfig, loaded: Loaded, *, logger: Any = None,
+    started: Callable[[web.AppRunner], Awaitable[None]] | None = None,
+    stop: asyncio.Event | None = None,
+) -> None:
+    app = make_app(config, loaded, logger=logger)
+    log = app[SERVICES].log
+    runner = web.AppRunner(
+        app,
+        shutdown_timeout=config.shutdown_grace,
+        # aiohttp arms this timer when a connection opens: a client slow to send its headers is cut.
+        keepalive_timeout=config.client_header_timeout,
+        access_log=None,
+        handler_cancellation=False,  # a client going away must not cut a write half-way upstream
+    )
+    admin_runner = web.AppRunner(make_admin_app(app), access_log=None)
+    await runner.setup()
+    await admin_runner.setup()
+    await web.TCPSite(runner, *config.listen, backlog=config.max_connections).start()
+    await web.TCPSite(admin_runner, *config.admin_listen).start()
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    def on_hup() -> None:
+        try:
+            reload(app, load(config.policies, config.settings))
+            log.info("reloaded", policy_version=app[SERVICES].live.current.policies.version)
+        except ConfigError as exc:
+            log.error("reload_failed_keeping_old_config", problems=exc.problems,
+                      policy_version=app[SERVICES].live.current.policies.version)
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, on_hup)
+    log.info("listening", listen=f"{config.listen[0]}:{config.listen[1]}",
+             admin_listen=f"{config.admin_listen[0]}:{config.admin_listen[1]}",
+             upstream=str(config.upstream), mode=config.mode.value,
+             policy_version=loaded.policies.version)
+    if started is not None:
+        await started(runner)
+    try:
+        await stop.wait()
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            loop.remove_signal_handler(sig)
+        log.info("draining")
+        await admin_runner.cleanup()
+        await runner.cleanup()  # stop listening, let in-flight requests finish within the grace
+        log.info("stopped")

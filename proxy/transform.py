@@ -1,0 +1,46 @@
+"""One record through the policy: decide, apply (enforce only), strip what augmentation added.
+
+Pure and synchronous: the streaming and buffered responders, and offline replay, all call this.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from .decide import Decision, Plan, apply, decide
+from .errors import UndecidableError
+from .facts.viewer import Viewer
+from .policy.fields import strip_added
+
+
+def transform_record(
+    record: Any, path: str, plan: Plan, viewer: Viewer, *, enforce: bool
+) -> tuple[dict[str, Any] | None, list[Decision]]:
+    """The record to send (None: filtered out) and the decisions taken on it."""
+    if not isinstance(record, dict):
+        raise UndecidableError("a record is not an object")
+    decisions = decide(record, path, plan, viewer) if plan.bindings else []
+    out: dict[str, Any] | None = record
+    if enforce and decisions:
+        out = apply(record, decisions)
+    if out is not None and plan.added:
+        strip_added(out, plan.added)
+    return out, decisions
+
+
+def transform_element(
+    raw: bytes, path: str, plan: Plan, viewer: Viewer, *, enforce: bool
+) -> tuple[bytes | None, list[Decision]]:
+    """Like transform_record, over the raw bytes of one element of an index body."""
+    try:
+        record = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise UndecidableError("a record is not valid JSON") from None
+    out, decisions = transform_record(record, path, plan, viewer, enforce=enforce)
+    if out is None:
+        return None, decisions
+    if not enforce and not plan.added:
+        return raw, decisions  # dry-run changes nothing: the backend's own bytes
+    return orjson.dumps(out), decisions
