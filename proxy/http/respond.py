@@ -90,11 +90,11 @@ class _Emitter:
 
     def __init__(self, x: Exchange, status: int, headers: CIMultiDict[str]) -> None:
         self._x = x
-        self._response = web.StreamResponse(status=status, headers=headers)
         self._gzip = None
         if accepts_gzip(x.request):
             self._gzip = isal_zlib.compressobj(x.services.config.gzip_level, isal_zlib.DEFLATED, 31)
             headers["Content-Encoding"] = "gzip"
+        self._response = web.StreamResponse(status=status, headers=headers)
         self._pending: list[bytes] = []
         self._size = 0
 

@@ -1,0 +1,78 @@
+"""Starting the real proxy on a real socket in front of a backend, with its logs captured."""
+
+from __future__ import annotations
+
+import argparse
+import io
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+from yarl import URL
+
+from proxy.config import build_config
+from proxy.http.admin import make_admin_app
+from proxy.http.app import make_app
+from proxy.http.state import SERVICES, Services
+from proxy.log import make_logger
+from proxy.serve import load
+
+REPO = Path(__file__).resolve().parents[2]
+POLICIES = REPO / "policies"
+
+
+@dataclass
+class RunningProxy:
+    server: TestServer
+    admin: TestServer
+    logs: io.StringIO
+
+    @property
+    def url(self) -> URL:
+        return URL(str(self.server.make_url("/")).rstrip("/"))
+
+    @property
+    def admin_url(self) -> URL:
+        return URL(str(self.admin.make_url("/")).rstrip("/"))
+
+    @property
+    def services(self) -> Services:
+        return self.server.app[SERVICES]
+
+    def log_lines(self) -> list[str]:
+        return self.logs.getvalue().splitlines()
+
+    async def close(self) -> None:
+        await self.admin.close()
+        await self.server.close()
+
+
+async def start_proxy(
+    upstream: URL | str,
+    settings: Path,
+    *,
+    policies: Path | None = None,
+    mode: str = "enforce",
+    **options: Any,
+) -> RunningProxy:
+    namespace = argparse.Namespace(
+        upstream=str(upstream).rstrip("/"), settings=str(settings), mode=mode,
+        policies=str(policies or POLICIES), listen="127.0.0.1:1", admin_listen="127.0.0.1:2",
+        **{k: str(v) for k, v in options.items()},
+    )
+    config = build_config(namespace, environ={})
+    logs = io.StringIO()
+    app = make_app(config, load(config.policies, config.settings), logger=make_logger(logs, "debug"))
+    server = TestServer(app, port=0)
+    await server.start_server(keepalive_timeout=config.client_header_timeout)
+    admin = TestServer(make_admin_app(app), port=0)
+    await admin.start_server()
+    return RunningProxy(server, admin, logs)
+
+
+async def start_app(app: web.Application) -> TestServer:
+    server = TestServer(app, port=0)
+    await server.start_server()
+    return server

@@ -1,0 +1,78 @@
+"""A scripted legacy backend for policy cases: facts from data, every other answer from a table.
+
+It records every request it receives, so a test can prove a blocked request never reached it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+
+@dataclass
+class Received:
+    method: str
+    path_qs: str
+    headers: dict[str, str]
+    body: bytes
+
+
+@dataclass
+class Script:
+    caller: dict[str, Any]                      # who_am_i data: {"id": 2, "roles": [...]}
+    matters: list[dict[str, Any]] = field(default_factory=list)
+    relationships: list[dict[str, Any]] = field(default_factory=list)
+    created_contacts: list[int] = field(default_factory=list)
+    answers: dict[tuple[str, str], tuple[int, Any]] = field(default_factory=dict)  # (METHOD, path) -> (status, body)
+    default_answer: tuple[int, Any] | None = None   # for any other request
+    received: list[Received] = field(default_factory=list)
+
+    @property
+    def forwarded(self) -> list[Received]:
+        """Requests other than the facts queries."""
+        facts = ("/api/v4/users/who_am_i.json", "/api/v4/matters.json", "/api/v4/relationships.json")
+        return [r for r in self.received
+                if not r.path_qs.startswith(facts) and "creator_id=" not in r.path_qs]
+
+
+def _index(records: list[Any]) -> web.Response:
+    return web.json_response({"data": records, "meta": {"paging": {}, "records": len(records)}},
+                             dumps=lambda o: orjson.dumps(o).decode())
+
+
+def make_scripted_app(script: Script) -> web.Application:
+    async def handle(request: web.Request) -> web.StreamResponse:
+        body = await request.read()
+        script.received.append(Received(request.method, request.raw_path, dict(request.headers), body))
+        path = request.path
+        if request.headers.get("Authorization") != f"Bearer token-{script.caller['id']}":
+            return web.json_response({"error": {"type": "Unauthorized", "message": "bad token"}}, status=401)
+        if path == "/api/v4/users/who_am_i.json" and "fields=id,name,email,roles" in request.raw_path:
+            return web.json_response({"data": {"name": "Caller", "email": "c@firm.example", **script.caller}})
+        if path == "/api/v4/matters.json" and "responsible_attorney" in request.query.get("fields", ""):
+            return _index([
+                {"id": m["id"],
+                 "client": {"id": m["client"]} if m.get("client") else None,
+                 "responsible_attorney": {"id": m["responsible_attorney"]} if m.get("responsible_attorney") else None,
+                 "custom_field_values": [{"field_type": "contact", "contact": {"id": c}} for c in m.get("contact_fields", [])]}
+                for m in script.matters
+            ])
+        if path == "/api/v4/relationships.json" and request.query.get("fields") == "id,contact{id},matter{id}":
+            return _index([{"id": i + 1, "contact": {"id": r["contact"]}, "matter": {"id": r["matter"]}}
+                           for i, r in enumerate(script.relationships)])
+        if path == "/api/v4/contacts.json" and "creator_id" in request.query:
+            return _index([{"id": c} for c in script.created_contacts])
+        answer = script.answers.get((request.method, path), script.default_answer)
+        if answer is None:
+            return web.json_response({"error": {"type": "NotFound", "message": "unscripted"}}, status=404)
+        status, payload = answer
+        if payload is None:
+            return web.Response(status=status)
+        return web.Response(status=status, body=orjson.dumps(payload), content_type="application/json")
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", handle)
+    return app
