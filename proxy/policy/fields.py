@@ -109,10 +109,9 @@ def augment(selection: Selection, needs: Iterable[Need]) -> tuple[Selection, Add
                 fields[need.name] = Field(need.name, (*current.sub, need.sub))
             continue
         if current.sub is None:
-            if need.sub in DEFAULT_NESTED:
-                continue  # the nested defaults carry it
-            fields[need.name] = Field(need.name, (*sorted(DEFAULT_NESTED), need.sub))
-            nested.setdefault(need.name, set()).update({need.sub})
+            # The nested defaults (id, etag, type) carry what rules read; anything else would change
+            # the representation the client chose, so it is not added: the decision will find it
+            # missing and refuse, never guess.
             continue
         if need.sub not in current.sub:
             fields[need.name] = Field(need.name, (*current.sub, need.sub))

@@ -1,0 +1,139 @@
+"""Properties of the pure core (plan, decide, apply, strip) hammered by hypothesis."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import orjson
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from proxy.decide import make_plan
+from proxy.facts.settings import Settings
+from proxy.facts.viewer import Viewer
+from proxy.policy.fields import parse_fields
+from proxy.policy.load import load_policies
+from proxy.transform import transform_record
+from tests.conftest import ALL, RESTRICTED
+from tests.support.harness import POLICIES
+
+POLICY_SET = load_policies(POLICIES)
+ROUTES = {r.template: r for r in POLICY_SET.routes}
+SETTINGS = Settings(ALL, {}, {2: RESTRICTED}, "test")
+CONTACT_IDS = list(range(100, 140))
+
+
+def viewer(visible: frozenset[int], responsible: frozenset[int] = frozenset()) -> Viewer:
+    return Viewer(2, ("Attorney",), SETTINGS.for_caller(2, ("Attorney",)), visible, responsible)
+
+
+@st.composite
+def participant(draw: st.DrawFn) -> dict[str, Any]:
+    kind = draw(st.sampled_from(["Person", "Company", "User"]))
+    ident = draw(st.sampled_from(CONTACT_IDS))
+    return {"id": ident, "type": kind, "name": f"SENTINEL-{kind}-{ident}",
+            "identifier": f"sentinel-{ident}@example.com"}
+
+
+@st.composite
+def communication(draw: st.DrawFn) -> dict[str, Any]:
+    return {"id": draw(st.integers(1, 10**6)), "subject": "s",
+            "senders": draw(st.lists(participant(), max_size=4)),
+            "receivers": draw(st.lists(participant(), max_size=4))}
+
+
+FIELDS = "id,subject,senders{id,type,name,identifier},receivers{id,type,name,identifier}"
+
+
+@settings(max_examples=300, deadline=None)
+@given(communication(), st.sets(st.sampled_from(CONTACT_IDS)))
+def test_hidden_contacts_never_reach_the_output(record: dict[str, Any], visible: set[int]) -> None:
+    route = ROUTES["/communications/{id}"]
+    who = viewer(frozenset(visible))
+    plan = make_plan(route, who, parse_fields(FIELDS))
+    original = copy.deepcopy(record)
+    out, _ = transform_record(record, "data", plan, who, enforce=True)
+    assert out is not None
+    text = orjson.dumps(out).decode()
+    for key in ("senders", "receivers"):
+        for before, after in zip(original[key], out[key], strict=True):
+            if before["type"] == "User" or before["id"] in visible:
+                assert after == before  # users and visible contacts come out untouched
+            else:
+                assert after == {"id": before["id"], "name": "****", "type": before["type"], "redacted": True}
+    hidden_sentinels = {p["name"] for k in ("senders", "receivers") for p in original[k]
+                        if p["type"] != "User" and p["id"] not in visible}
+    visible_sentinels = {p["name"] for k in ("senders", "receivers") for p in original[k]
+                         if p["type"] == "User" or p["id"] in visible}
+    for name in hidden_sentinels - visible_sentinels:
+        assert name not in text
+
+
+@settings(max_examples=200, deadline=None)
+@given(communication(), st.sets(st.sampled_from(CONTACT_IDS)), st.randoms())
+def test_outputs_do_not_depend_on_hidden_data(record: dict[str, Any], visible: set[int], rnd: Any) -> None:
+    """Two backends differing only in hidden contacts' data give identical answers."""
+    route = ROUTES["/communications/{id}"]
+    who = viewer(frozenset(visible))
+    twin = copy.deepcopy(record)
+    for key in ("senders", "receivers"):
+        for p in twin[key]:
+            if p["type"] != "User" and p["id"] not in visible:
+                p["name"] = "X" * rnd.randint(1, 40)
+                p["identifier"] = "other@example.com"
+                p["secondary_email"] = "drift@example.com"  # schema drift: the allowlist wins
+    plan = make_plan(route, who, parse_fields(FIELDS))
+    a, _ = transform_record(record, "data", plan, who, enforce=True)
+    b, _ = transform_record(twin, "data", plan, who, enforce=True)
+    assert orjson.dumps(a) == orjson.dumps(b)
+
+
+@settings(max_examples=200, deadline=None)
+@given(communication(), st.sets(st.sampled_from(CONTACT_IDS)))
+def test_dry_run_changes_nothing(record: dict[str, Any], visible: set[int]) -> None:
+    route = ROUTES["/communications/{id}"]
+    who = viewer(frozenset(visible))
+    plan = make_plan(route, who, parse_fields(FIELDS))
+    original = copy.deepcopy(record)
+    out, decisions = transform_record(record, "data", plan, who, enforce=False)
+    assert out == original
+    hidden = sum(1 for k in ("senders", "receivers") for p in original[k]
+                 if p["type"] != "User" and p["id"] not in visible)
+    assert len(decisions) == hidden
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.fixed_dictionaries({
+    "id": st.integers(1, 10**6),
+    "type": st.sampled_from(["TimeEntry", "ExpenseEntry"]),
+    "quantity": st.floats(0, 10**5), "price": st.floats(0, 900), "total": st.floats(0, 10**6),
+    "user": st.fixed_dictionaries({"id": st.sampled_from([2, 3, 4])}),
+    "matter": st.none() | st.fixed_dictionaries({"id": st.sampled_from([500, 501])}),
+}), max_size=5))
+def test_hours_and_rates_of_others_never_reach_the_output(activities: list[dict[str, Any]]) -> None:
+    route = ROUTES["/activities"]
+    who = viewer(frozenset(), responsible=frozenset({500}))
+    plan = make_plan(route, who, parse_fields("id,quantity,price,total"))
+    for activity in activities:
+        original = copy.deepcopy(activity)
+        out, _ = transform_record(activity, "data[0]", plan, who, enforce=True)
+        assert out is not None
+        assert set(out) <= {"id", "quantity", "price", "total", "quantity_redacted", "redacted"}
+        own = original["user"]["id"] == 2
+        responsible = original["matter"] is not None and original["matter"]["id"] == 500
+        if original["type"] == "TimeEntry" and not own and not responsible:
+            assert out["quantity"] is None and out["quantity_redacted"] is True
+        else:
+            assert out["quantity"] == original["quantity"]
+        if own:
+            assert out["price"] == original["price"] and out["total"] == original["total"]
+        else:
+            assert "price" not in out and "total" not in out and out["redacted"] is True
+
+
+def test_apply_of_no_decisions_is_identity() -> None:
+    from proxy.decide import apply
+
+    record = {"id": 1, "vendor": {"id": 5, "name": "n"}}
+    assert apply(record, []) is record
