@@ -5,6 +5,7 @@ It records every request it receives, so a test can prove a blocked request neve
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,14 +29,19 @@ class Script:
     created_contacts: list[int] = field(default_factory=list)
     answers: dict[tuple[str, str], tuple[int, Any]] = field(default_factory=dict)  # (METHOD, path) -> (status, body)
     default_answer: tuple[int, Any] | None = None   # for any other request
+    fault: Callable[[web.Request], Awaitable[web.StreamResponse]] | None = None  # overrides answers
+    facts_down: bool = False   # every facts query answers 500
     received: list[Received] = field(default_factory=list)
 
     @property
     def forwarded(self) -> list[Received]:
         """Requests other than the facts queries."""
+        return self.forwarded_of(self.received)
+
+    @staticmethod
+    def forwarded_of(received: list[Received]) -> list[Received]:
         facts = ("/api/v4/users/who_am_i.json", "/api/v4/matters.json", "/api/v4/relationships.json")
-        return [r for r in self.received
-                if not r.path_qs.startswith(facts) and "creator_id=" not in r.path_qs]
+        return [r for r in received if not r.path_qs.startswith(facts) and "creator_id=" not in r.path_qs]
 
 
 def _index(records: list[Any]) -> web.Response:
@@ -48,6 +54,9 @@ def make_scripted_app(script: Script) -> web.Application:
         body = await request.read()
         script.received.append(Received(request.method, request.raw_path, dict(request.headers), body))
         path = request.path
+        if script.facts_down and Received(request.method, request.raw_path, {}, b"") not in script.forwarded_of(
+                [Received(request.method, request.raw_path, {}, b"")]):
+            return web.json_response({"error": {"type": "InternalServerError", "message": "down"}}, status=500)
         if request.headers.get("Authorization") != f"Bearer token-{script.caller['id']}":
             return web.json_response({"error": {"type": "Unauthorized", "message": "bad token"}}, status=401)
         if path == "/api/v4/users/who_am_i.json" and "fields=id,name,email,roles" in request.raw_path:
@@ -65,6 +74,8 @@ def make_scripted_app(script: Script) -> web.Application:
                            for i, r in enumerate(script.relationships)])
         if path == "/api/v4/contacts.json" and "creator_id" in request.query:
             return _index([{"id": c} for c in script.created_contacts])
+        if script.fault is not None:
+            return await script.fault(request)
         answer = script.answers.get((request.method, path), script.default_answer)
         if answer is None:
             return web.json_response({"error": {"type": "NotFound", "message": "unscripted"}}, status=404)
