@@ -23,22 +23,22 @@ The legacy backend (knows no visibility rules) is on http://{backend}
 The proxy ({mode}) is on http://{proxy}   admin: http://{admin}/policies  /metrics
 
 Same request, two users. Ada (token-1) sees everything; Rita (token-2) is restricted:
-  curl -s -H 'Authorization: Bearer token-1' 'http://{proxy}/api/v4/activities.json?fields=id,type,quantity_in_hours,price,total,user{{name}},vendor{{name}}&limit=5'
-  curl -s -H 'Authorization: Bearer token-2' 'http://{proxy}/api/v4/activities.json?fields=id,type,quantity_in_hours,price,total,user{{name}},vendor{{name}}&limit=5'
+  curl -sg -H 'Authorization: Bearer token-1' 'http://{proxy}/api/v4/activities.json?fields=id,type,quantity_in_hours,price,total,user{{name}},vendor{{name}}&limit=5'
+  curl -sg -H 'Authorization: Bearer token-2' 'http://{proxy}/api/v4/activities.json?fields=id,type,quantity_in_hours,price,total,user{{name}},vendor{{name}}&limit=5'
 
 Contacts: Rita's list holds only contacts she may see (compare meta.records):
-  curl -s -H 'Authorization: Bearer token-1' 'http://{proxy}/api/v4/contacts.json?fields=id,name&limit=3'
-  curl -s -H 'Authorization: Bearer token-2' 'http://{proxy}/api/v4/contacts.json?fields=id,name&limit=3'
+  curl -sg -H 'Authorization: Bearer token-1' 'http://{proxy}/api/v4/contacts.json?fields=id,name&limit=3'
+  curl -sg -H 'Authorization: Bearer token-2' 'http://{proxy}/api/v4/contacts.json?fields=id,name&limit=3'
 
 Nested contacts become stubs for Rita (senders, receivers):
-  curl -s -H 'Authorization: Bearer token-2' 'http://{proxy}/api/v4/communications.json?fields=id,senders,receivers&limit=3'
+  curl -sg -H 'Authorization: Bearer token-2' 'http://{proxy}/api/v4/communications.json?fields=id,senders,receivers&limit=3'
 
 Personal Injury needs a permission Rita lacks (403), Ada has it:
-  curl -s -H 'Authorization: Bearer token-2' 'http://{proxy}/api/v4/damages.json'
-  curl -s -H 'Authorization: Bearer token-1' 'http://{proxy}/api/v4/damages.json'
+  curl -sg -H 'Authorization: Bearer token-2' 'http://{proxy}/api/v4/damages.json'
+  curl -sg -H 'Authorization: Bearer token-1' 'http://{proxy}/api/v4/damages.json'
 
 The backend itself, for comparison (what the proxy protects):
-  curl -s -H 'Authorization: Bearer token-2' 'http://{backend}/api/v4/contacts.json?fields=id,name&limit=3'
+  curl -sg -H 'Authorization: Bearer token-2' 'http://{backend}/api/v4/contacts.json?fields=id,name&limit=3'
 """
 
 
