@@ -52,12 +52,18 @@ class Plan:
         return any(b.action is Action.FILTER_CONTACTS for b in self.bindings)
 
 
-def make_plan(route: Route, viewer: Viewer, client: Selection | None) -> Plan:
-    """Choose the bindings that can change something for this caller, and the fields they read."""
+def make_plan(route: Route, viewer: Viewer, client: Selection | None, *, index: bool = True) -> Plan:
+    """Choose the bindings that can change something for this caller, and the fields they read.
+
+    `index`: the answer is a list (a GET of an index route); filters apply to lists only, the answer
+    to a write being the one object written.
+    """
     selection = client if client is not None else DEFAULT_SELECTION
     bindings: list[Binding] = []
     needs: list[Need] = []
     for binding in route.respond:
+        if binding.action is Action.FILTER_CONTACTS and not index:
+            continue
         rule = RESPOND_RULES[binding.action]
         if not rule.active(viewer):
             continue

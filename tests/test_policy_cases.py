@@ -20,6 +20,7 @@ from tests.conftest import ALL, write_settings
 from tests.support.harness import POLICIES, start_app, start_proxy
 from tests.support.scripted import Script, make_scripted_app
 
+ERROR_TYPES = {400: "BadRequest", 403: "ForbiddenError", 404: "NotFound", 422: "UnprocessableEntity"}
 CASES = sorted((Path(__file__).parent / "policy_cases").glob("*.yaml"))
 
 
@@ -90,7 +91,10 @@ async def test_policy_case(path: Path, tmp_path: Path, http: aiohttp.ClientSessi
     assert status == expect["status"], body
     if "body" in expect:
         assert body == expect["body"]
-    assert bool(script.forwarded) == expect.get("forwarded", True)
+    own = [r for r in script.forwarded if r.method == case["request"]["method"]]
+    assert bool(own) == expect.get("forwarded", True), "a blocked request reached the backend"
+    if status >= 400:
+        assert body["error"]["type"] == ERROR_TYPES[status]
     for fragment in expect.get("forwarded_query_has", []):
         assert fragment in script.forwarded[0].path_qs
 

@@ -77,7 +77,7 @@ async def handle_policed(
         if enforce:
             raise violations[0].error  # the backend is never called
 
-    plan = make_plan(route, viewer, client_selection)
+    plan = make_plan(route, viewer, client_selection, index=method == "GET" and route.shape is Shape.INDEX)
     query = target.query
     if plan.upstream_selection is not None:
         query = _with_fields(query, render_fields(plan.upstream_selection))

@@ -40,8 +40,21 @@ class Script:
 
     @staticmethod
     def forwarded_of(received: list[Received]) -> list[Received]:
-        facts = ("/api/v4/users/who_am_i.json", "/api/v4/matters.json", "/api/v4/relationships.json")
-        return [r for r in received if not r.path_qs.startswith(facts) and "creator_id=" not in r.path_qs]
+        return [r for r in received if not is_facts_query(r.path_qs)]
+
+
+def is_facts_query(path_qs: str) -> bool:
+    """The proxy's own facts queries (policies/facts.yaml), told apart from forwarded requests."""
+    from urllib.parse import parse_qs, urlsplit
+
+    parts = urlsplit(path_qs)
+    fields = parse_qs(parts.query).get("fields", [""])[0]
+    return (
+        parts.path == "/api/v4/users/who_am_i.json" and fields == "id,name,email,roles"
+        or parts.path == "/api/v4/matters.json" and "responsible_attorney{id}" in fields
+        or parts.path == "/api/v4/relationships.json" and fields == "id,contact{id},matter{id}"
+        or parts.path == "/api/v4/contacts.json" and "creator_id=" in parts.query
+    )
 
 
 def _index(records: list[Any]) -> web.Response:
