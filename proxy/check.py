@@ -38,12 +38,12 @@ def check_request(route: Route, method: str, params: dict[str, int], data: Any, 
             if contacts.restricted(viewer) and not contacts.visible(contact_id, viewer):
                 out.append(Violation(binding, NotFoundError(
                     f"{binding.rule}: no such contact", rule=binding.rule), contact_id))
-        elif binding.action is Action.REFUSE_CONTACT_REFERENCE:
-            if contacts.restricted(viewer) and data is not None:
-                try:
-                    contacts.refuse_hidden_references(_data(data), binding, viewer)
-                except ProxyError as exc:
-                    out.append(Violation(binding, exc, None))
+        elif (binding.action is Action.REFUSE_CONTACT_REFERENCE and contacts.restricted(viewer)
+              and data is not None):
+            try:
+                contacts.refuse_hidden_references(_data(data), binding, viewer)
+            except ProxyError as exc:
+                out.append(Violation(binding, exc, None))
     return out
 
 

@@ -133,7 +133,7 @@ def build_config(args: argparse.Namespace, environ: Mapping[str, str] = os.envir
     upstream = _origin(need("upstream"), "--upstream", problems)
     public = _origin(raw["public_origin"], "--public-origin", problems) if raw["public_origin"] else None
     try:
-        mode = Mode(raw["mode"])
+        mode = Mode(str(raw["mode"]))
     except ValueError:
         problems.append(f"--mode: {raw['mode']!r} is not one of enforce, dry-run")
         mode = Mode.ENFORCE

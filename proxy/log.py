@@ -7,7 +7,8 @@ allowlisted keys reach the output (a scrub processor), so a token, a cookie or a
 from __future__ import annotations
 
 import sys
-from typing import IO, Any
+from collections.abc import Mapping, MutableMapping
+from typing import Any, TextIO
 
 import orjson
 import structlog
@@ -21,12 +22,12 @@ ALLOWED_KEYS = frozenset({
 })
 
 
-def _scrub(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
+def _scrub(_: Any, __: str, event: MutableMapping[str, Any]) -> Mapping[str, Any]:
     """Drop any key not on the allowlist: what is logged is chosen, never whatever was at hand."""
     return {k: v for k, v in event.items() if k in ALLOWED_KEYS}
 
 
-def make_logger(stream: IO[str] | None = None, level: str = "info") -> Any:
+def make_logger(stream: TextIO | None = None, level: str = "info") -> Any:
     out = stream if stream is not None else sys.stdout
     return structlog.wrap_logger(
         structlog.PrintLogger(file=out),

@@ -47,7 +47,7 @@ def parse_body(raw: bytes) -> Any:
         )
     except (ValueError, RecursionError):
         raise BadRequestError("the body is not valid JSON") from None
-    if isinstance(value, dict) and "_method" in value or (
+    if (isinstance(value, dict) and "_method" in value) or (
         isinstance(value, dict) and isinstance(value.get("data"), dict) and "_method" in value["data"]
     ):
         raise BadRequestError("method override parameters are not accepted")

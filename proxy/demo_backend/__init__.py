@@ -4,8 +4,8 @@ It knows none of the newer visibility rules, which is what the proxy is for; tes
 demo run it in-process (`make_app`) or as a subprocess (`python -m proxy.demo_backend`).
 """
 
-from .cli import main, run
 from .app import make_app
+from .cli import main, run
 from .control import FAULTS_KEY, FIRM_KEY, REQUESTS_KEY, RecordedRequest
 from .faults import Fault, Faults
 from .firm import generate_firm

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import signal
 
 from aiohttp import web
@@ -29,10 +30,8 @@ async def run(listen: str, scale: int, seed: int = 0) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
-        try:
+        with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
-        except (NotImplementedError, RuntimeError):
-            pass
     try:
         site = web.TCPSite(runner, host, port)
         await site.start()
@@ -54,9 +53,7 @@ def main(argv: list[str] | None = None) -> int:
         parse_listen(args.listen)
     except ValueError as exc:
         parser.error(str(exc))
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(run(args.listen, args.scale, args.seed))
-    except KeyboardInterrupt:
-        pass
     return 0
 

@@ -7,9 +7,11 @@ Kinds that reshape the real answer: truncate, close_chunked, gzip_unrequested, h
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gzip
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
-from typing import Any, Iterable
+from typing import Any
 
 from aiohttp import web
 
@@ -92,10 +94,8 @@ async def answer_before(request: web.Request, fault: Fault, released: asyncio.Ev
     if fault.kind == "hang":
         # Never answer: wait until the client gives up or the app shuts down, then drop the connection.
         while not released.is_set() and request.transport is not None and not request.transport.is_closing():
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(released.wait(), 0.05)
-            except TimeoutError:
-                pass
         _close(request)
         return web.Response(status=503)
     if fault.kind == "status500":

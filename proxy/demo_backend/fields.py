@@ -6,7 +6,8 @@ levels deep, is rendered with its default fields: `id`, and `etag` and `type` wh
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from .model import Record
 

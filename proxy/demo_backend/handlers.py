@@ -3,8 +3,9 @@ with legacy matter access, `fields` projection, filters, paging and ETags."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable, Iterable
+from typing import Any
 
 from aiohttp import web
 

@@ -7,8 +7,17 @@ from .activities import derive_amounts
 from .errors import unprocessable
 from .matters import blank_relationship, display_number, sync_matter_relationships
 from .model import Record
-from .shapes import (calendar_owner, contact_ref, initials_of, matter_ref, now_stamp, refresh_etag, today,
-                     user_participant, user_ref)
+from .shapes import (
+    calendar_owner,
+    contact_ref,
+    initials_of,
+    matter_ref,
+    now_stamp,
+    refresh_etag,
+    today,
+    user_participant,
+    user_ref,
+)
 from .write_lists import contact_record, items_of, ref_id
 from .writes import WriteContext
 

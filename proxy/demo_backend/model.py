@@ -7,9 +7,10 @@ responsible or originating attorney, one of its extra members, or an Administrat
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any
 
 Record = dict[str, Any]
 Store = dict[int, Record]

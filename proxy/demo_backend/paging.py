@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 from aiohttp import web
 from multidict import MultiDict

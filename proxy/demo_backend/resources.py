@@ -3,9 +3,10 @@ and the legacy matter-access check every record goes through."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from .activities import blank_activity
 from .files import blank_conversation_message, blank_document

@@ -3,7 +3,7 @@ activities or contacts, and `/_demo/blob?bytes=N` octet streams (for benchmarks)
 
 from __future__ import annotations
 
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import orjson
 from aiohttp import web

@@ -9,8 +9,19 @@ import random
 
 from .catalog import EVENT_TYPES, TASK_TYPES
 from .model import Firm, Record
-from .shapes import (calendar_attendee, calendar_id, calendar_owner, contact_attendee, contact_participant,
-                     contact_ref, day, matter_ref, stamp, user_participant, user_ref)
+from .shapes import (
+    calendar_attendee,
+    calendar_id,
+    calendar_owner,
+    contact_attendee,
+    contact_participant,
+    contact_ref,
+    day,
+    matter_ref,
+    stamp,
+    user_participant,
+    user_ref,
+)
 
 PER_SCALE = 80
 LINKS = {"calendar_entries": "calendar_entry", "communications": "communication", "tasks": "task", "notes": ""}

@@ -7,14 +7,14 @@ Contact visibility is deliberately not checked: this is the legacy backend.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from .catalog import CUSTOM_FIELDS, custom_field_value
 from .errors import unprocessable
 from .injury import blank_medical_bill, blank_medical_record
 from .model import Firm, Record
-from .shapes import (calendar_attendee, contact_attendee, contact_participant, now_stamp, refresh_etag,
-                     user_participant)
+from .shapes import calendar_attendee, contact_attendee, contact_participant, now_stamp, refresh_etag, user_participant
 
 SUBLIST_FIELDS = {
     "email_addresses": ("address", "name", "primary"),

@@ -7,10 +7,9 @@ are fetched only when a rule needs them, by crawling the index endpoints the fac
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
-
 
 from ..errors import ProxyError, UnauthorizedError, UnavailableError
 from ..policy.canonical import encode_query
@@ -100,7 +99,7 @@ class FactsService:
         return await self._counts.get(key, crawl)
 
     async def _who_am_i(self, authorization: str, policies: PolicySet) -> Caller:
-        status, body = await self._get(self._target(policies, "who_am_i", None), authorization, "who_am_i")
+        _, body = await self._get(self._target(policies, "who_am_i", None), authorization, "who_am_i")
         data = body.get("data") if isinstance(body, dict) else None
         user_id = data.get("id") if isinstance(data, dict) else None
         roles = data.get("roles", []) if isinstance(data, dict) else None

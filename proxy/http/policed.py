@@ -112,7 +112,7 @@ async def _respond(x: Exchange, response: aiohttp.ClientResponse, method: str) -
     location = response.headers.get("Location")
     if location is not None:
         headers["Location"] = rewrite_location(location, x.services.upstream.origin, x.public)
-    if status in (204, 205) or 300 <= status < 400 and status != 304:
+    if status in (204, 205) or (300 <= status < 400 and status != 304):
         mark_private(headers)
         return web.Response(status=status, headers=headers)  # redirects are relayed, never followed
     if status >= 400:

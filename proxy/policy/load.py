@@ -151,14 +151,14 @@ def _compile_route(
     _unknown_keys(doc, entry, _ROUTE_KEYS, at, problems)
     template = entry.get("route")
     parsed = _parse_template(template) if isinstance(template, str) else None
-    if parsed is None:
+    if parsed is None or not isinstance(template, str):
         problems.add(doc.where(*at, "route"), "route: must be like /contacts/{id}")
         return None
     segments, params = parsed
     if segments[0] != family:
         problems.add(doc.where(*at, "route"), f"route: {template} is outside family {family!r}")
     try:
-        shape = Shape(entry.get("shape"))
+        shape = Shape(str(entry.get("shape")))
     except ValueError:
         problems.add(doc.where(*at, "shape"), f"shape: must be one of {', '.join(Shape)}")
         return None
@@ -167,8 +167,10 @@ def _compile_route(
     for j, raw in enumerate(_list(doc, entry.get("respond", []), (*at, "respond"), problems)):
         if b := _binding(doc, raw, (*at, "respond", j), RESPOND_ACTIONS, params, methods, problems):
             respond.append(b)
-    sources = [(("checks", j), c) for j, c in enumerate(_list(doc, common, ("checks",), problems))]
-    sources += [((*at, "checks", j), c) for j, c in enumerate(_list(doc, entry.get("checks", []), (*at, "checks"), problems))]
+    common_checks = _list(doc, common, ("checks",), problems)
+    own_checks = _list(doc, entry.get("checks", []), (*at, "checks"), problems)
+    sources: list[tuple[tuple[str | int, ...], Any]] = [(("checks", j), c) for j, c in enumerate(common_checks)]
+    sources += [((*at, "checks", j), c) for j, c in enumerate(own_checks)]
     checks: list[Binding] = []
     for path, raw in sources:
         if b := _binding(doc, raw, path, CHECK_ACTIONS, params, methods, problems):
@@ -219,14 +221,14 @@ def _binding(
         return None
     _unknown_keys(doc, raw, _BINDING_KEYS, at, problems)
     try:
-        action = Action(raw.get("action"))
+        action = Action(str(raw.get("action")))
     except ValueError:
         action = None
     if action is None or action not in vocabulary:
         problems.add(doc.where(*at, "action"), f"action: must be one of {', '.join(vocabulary)}")
         return None
     try:
-        rule = Rule(raw.get("rule"))
+        rule = Rule(str(raw.get("rule")))
     except ValueError:
         problems.add(doc.where(*at, "rule"), f"rule: must be one of {', '.join(Rule)}")
         return None

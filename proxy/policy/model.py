@@ -82,9 +82,9 @@ class Location:
                 else:
                     nxt.append((f"{path}.{key}", obj, key, value))
             frontier = nxt
-        for path, container, key, obj in frontier:
-            if obj is not None:
-                yield path, container, key, obj
+        for found in frontier:
+            if found[3] is not None:
+                yield found
 
 
 @dataclass(frozen=True, slots=True)

@@ -46,8 +46,8 @@ def hours_hidden(activity: Any, viewer: Viewer) -> bool:
 
 
 class HoursRedaction:
-    rule = Rule.ACTIVITY_HOURS_VISIBILITY
-    targets = frozenset(HOURS_FIELDS) | {"quantity_redacted"}
+    rule: Rule = Rule.ACTIVITY_HOURS_VISIBILITY
+    targets: frozenset[str] | None = frozenset(HOURS_FIELDS) | {"quantity_redacted"}
 
     def active(self, viewer: Viewer) -> bool:
         return restricted(viewer)

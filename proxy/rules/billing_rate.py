@@ -18,8 +18,8 @@ RATE_FIELDS = ("price", "total")
 
 
 class RateRedaction:
-    rule = Rule.BILLING_RATE_VISIBILITY
-    targets = frozenset(RATE_FIELDS) | {"redacted"}
+    rule: Rule = Rule.BILLING_RATE_VISIBILITY
+    targets: frozenset[str] | None = frozenset(RATE_FIELDS) | {"redacted"}
 
     def active(self, viewer: Viewer) -> bool:
         return viewer.settings.billing_rate_visibility is not BillingRateVisibility.ALL

@@ -51,8 +51,8 @@ def stub(obj: dict[str, Any]) -> dict[str, Any]:
 
 
 class ContactRedaction:
-    rule = Rule.CONTACTS_VISIBILITY
-    targets = None
+    rule: Rule = Rule.CONTACTS_VISIBILITY
+    targets: frozenset[str] | None = None
 
     def active(self, viewer: Viewer) -> bool:
         return restricted(viewer)
@@ -72,8 +72,8 @@ class ContactRedaction:
 class ContactFilter:
     """Lists of contacts hold only visible ones; the record is dropped by the caller of redact."""
 
-    rule = Rule.CONTACTS_VISIBILITY
-    targets = None
+    rule: Rule = Rule.CONTACTS_VISIBILITY
+    targets: frozenset[str] | None = None
 
     def active(self, viewer: Viewer) -> bool:
         return restricted(viewer)
