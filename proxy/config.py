@@ -57,7 +57,7 @@ SERVE_OPTIONS = (
     Option("--max-show-body", "33554432", "largest single-object policed response, bytes (502 above)"),
     Option("--max-element", "8388608", "largest record in a streamed policed index, bytes (502 above)"),
     Option("--upstream-connections", "100", "most connections to the backend at once"),
-    Option("--max-connections", "1024", "most client connections at once"),
+    Option("--max-in-flight", "1024", "most requests handled at once; beyond it 503 at once (load shedding)"),
     Option("--facts-ttl", "60", "seconds facts about a caller are cached"),
     Option("--facts-cache-size", "10000", "most callers whose facts are cached"),
     Option("--shutdown-grace", "30", "seconds in-flight requests may take to finish after SIGTERM"),
@@ -85,7 +85,7 @@ class RunConfig:
     max_show_body: int
     max_element: int
     upstream_connections: int
-    max_connections: int
+    max_in_flight: int
     facts_ttl: float
     facts_cache_size: int
     shutdown_grace: float
@@ -160,7 +160,7 @@ def build_config(args: argparse.Namespace, environ: Mapping[str, str] = os.envir
         max_show_body=int(number("max_show_body", int)),
         max_element=int(number("max_element", int)),
         upstream_connections=int(number("upstream_connections", int)),
-        max_connections=int(number("max_connections", int)),
+        max_in_flight=int(number("max_in_flight", int)),
         facts_ttl=number("facts_ttl", float),
         facts_cache_size=int(number("facts_cache_size", int)),
         shutdown_grace=number("shutdown_grace", float),

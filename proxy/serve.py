@@ -58,7 +58,7 @@ async def serve(
     admin_runner = web.AppRunner(make_admin_app(app), access_log=None)
     await runner.setup()
     await admin_runner.setup()
-    await web.TCPSite(runner, *config.listen, backlog=config.max_connections).start()
+    await web.TCPSite(runner, *config.listen).start()
     await web.TCPSite(admin_runner, *config.admin_listen).start()
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()

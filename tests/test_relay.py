@@ -142,3 +142,29 @@ async def test_unpoliced_bodies_stream_both_ways(settings_file: Path, http: aioh
     finally:
         await proxy.close()
         await backend.close()
+
+
+async def test_requests_past_the_in_flight_limit_are_shed_with_503(
+    settings_file: Path, http: aiohttp.ClientSession
+) -> None:
+    async def slow(request: aiohttp.web.Request) -> aiohttp.web.Response:
+        await asyncio.sleep(0.5)
+        return aiohttp.web.Response(text="ok")
+
+    app = aiohttp.web.Application()
+    app.router.add_get("/slow", slow)
+    backend = await start_app(app)
+    proxy = await start_proxy(backend.make_url("/"), settings_file, max_in_flight=2)
+
+    async def one() -> int:
+        async with http.get(proxy.url / "slow") as r:
+            await r.read()
+            return r.status
+
+    try:
+        statuses = sorted(await asyncio.gather(*(one() for _ in range(3))))
+        assert statuses == [200, 200, 503]
+        assert await one() == 200  # capacity returns when requests finish
+    finally:
+        await proxy.close()
+        await backend.close()

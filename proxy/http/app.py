@@ -15,7 +15,7 @@ from ..facts.service import FactsService
 from ..log import make_logger
 from ..metrics import Metrics
 from .handler import handle
-from .state import SERVICES, Live, Loaded, Services
+from .state import SERVICES, InFlight, Live, Loaded, Services
 from .upstream import Upstream
 
 
@@ -35,6 +35,7 @@ def make_app(config: RunConfig, loaded: Loaded, *, logger: Any = None) -> web.Ap
     services = Services(
         config, Live(loaded), upstream, facts, metrics,
         logger if logger is not None else make_logger(level=config.log_level),
+        InFlight(config.max_in_flight),
     )
     app = web.Application(client_max_size=config.max_write_body, handler_args={
         "max_field_size": 8190, "max_line_size": 8190,

@@ -8,7 +8,7 @@ import time
 
 from aiohttp import web
 
-from ..errors import MethodNotAllowedError, NotFoundError, ProxyError, error_body
+from ..errors import MethodNotAllowedError, NotFoundError, ProxyError, UnavailableError, error_body
 from ..policy.canonical import canonicalise
 from .headers import check_request_headers, request_id
 from .policed import handle_policed
@@ -24,7 +24,11 @@ async def handle(request: web.Request) -> web.StreamResponse:
     outcome = Outcome(request_id(request), request.method)
     started = time.monotonic()
     response: web.StreamResponse | None = None
+    gate = services.in_flight
+    gate.count += 1
     try:
+        if gate.count > gate.limit:
+            raise UnavailableError("the proxy is at capacity")  # shed load before any work
         response = await _route(request, outcome, loaded)
     except ProxyError as exc:
         outcome.error = type(exc).__name__
@@ -41,6 +45,7 @@ async def handle(request: web.Request) -> web.StreamResponse:
         )
         services.log.exception("internal_error", request_id=outcome.request_id)
     finally:
+        gate.count -= 1
         status = response.status if response is not None else 499
         outcome.status = status
         mode = services.config.mode.value

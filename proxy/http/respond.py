@@ -194,11 +194,11 @@ async def _stream_index(x: Exchange, response: aiohttp.ClientResponse, emitter: 
         await emitter.write(b'{"data":[')
     tail = b"]"
     if meta:
-        tail += b',"meta":' + orjson.dumps(await _rewrite_meta(x, meta[0], state["index"] - state["sent"]))
+        tail += b',"meta":' + orjson.dumps(await _rewrite_meta(x, meta[0]))
     await emitter.write(tail + b"}")
 
 
-async def _rewrite_meta(x: Exchange, meta: Any, dropped: int) -> Any:
+async def _rewrite_meta(x: Exchange, meta: Any) -> Any:
     if not isinstance(meta, dict):
         raise UndecidableError("the index meta is not an object")
     paging = meta.get("paging")

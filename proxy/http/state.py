@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
@@ -30,6 +30,14 @@ class Live:
     current: Loaded
 
 
+@dataclass(slots=True)
+class InFlight:
+    """How many requests are being handled; past the limit new ones are shed at once with 503."""
+
+    limit: int
+    count: int = 0
+
+
 @dataclass(frozen=True, slots=True)
 class Services:
     config: RunConfig
@@ -38,6 +46,7 @@ class Services:
     facts: FactsService
     metrics: Metrics
     log: Any
+    in_flight: InFlight
 
     @property
     def enforce(self) -> bool:
@@ -57,7 +66,6 @@ class Outcome:
     blocked: str | None = None
     undecidable: str | None = None
     error: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 SERVICES = web.AppKey("services", Services)

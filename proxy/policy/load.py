@@ -100,18 +100,15 @@ def _compile_facts(doc: Doc, problems: Problems) -> tuple[tuple[str, ...], dict[
         if not isinstance(entry, dict):
             problems.add(where, f"facts.{name}: must be a mapping")
             continue
-        _unknown_keys(doc, entry, {"path", "query", "paged"}, ("facts", name), problems)
-        path, query, paged = entry.get("path"), entry.get("query", {}), entry.get("paged", False)
+        _unknown_keys(doc, entry, {"path", "query"}, ("facts", name), problems)
+        path, query = entry.get("path"), entry.get("query", {})
         if not isinstance(path, str) or not all(_SEGMENT.match(s) for s in path.split("/")):
             problems.add(doc.where("facts", name, "path"), f"facts.{name}.path: must be like users/who_am_i")
             continue
         if not isinstance(query, dict) or not all(isinstance(v, str | int) for v in query.values()):
             problems.add(doc.where("facts", name, "query"), f"facts.{name}.query: must map names to strings")
             continue
-        if not isinstance(paged, bool):
-            problems.add(doc.where("facts", name, "paged"), f"facts.{name}.paged: must be true or false")
-            continue
-        facts[name] = FactsQuery(path, tuple((k, str(v)) for k, v in query.items()), paged)
+        facts[name] = FactsQuery(path, tuple((k, str(v)) for k, v in query.items()))
     return base, facts
 
 

@@ -122,7 +122,6 @@ class Route:
 class FactsQuery:
     path: str                                  # relative to the base path
     query: tuple[tuple[str, str], ...]         # may hold "{caller_id}"
-    paged: bool
 
 
 @dataclass(frozen=True, slots=True)
