@@ -54,7 +54,15 @@ async def handle_policed(
     method = "GET" if request.method == "HEAD" else request.method
     enforce = services.enforce
     authorization = request.headers.get("Authorization", "")
-    body = await _read_body(request, services, method)
+    raw_body = await _read_body(request, services, method)
+    try:
+        body = _parse_body(request, raw_body)
+    except ProxyError as exc:
+        if enforce:
+            raise
+        # Dry-run never breaks traffic: an unreadable body is undecidable, logged, and passed on.
+        outcome.undecidable = exc.message
+        return await relay(request, services, target, outcome, body=raw_body)
     fields_text = target.param("fields")
     client_selection = parse_fields(fields_text) if fields_text is not None else None
 
@@ -65,7 +73,7 @@ async def handle_policed(
             raise
         # Dry-run never breaks traffic: undecidable, logged and counted, and passed on as it came.
         outcome.undecidable = exc.message
-        return await _forward_undecided(request, services, target, outcome, method, body)
+        return await relay(request, services, target, outcome, body=raw_body)
 
     violations = check_request(route, method, match.params, body, viewer)
     for binding in hours_edit_checks(route, method, body, viewer):
@@ -145,8 +153,8 @@ async def _error_from_backend(
     return web.Response(status=response.status, headers=headers, body=error_body(wire_type, message))
 
 
-async def _read_body(request: web.Request, services: Services, method: str) -> Any:
-    """Read and parse a write's body within a deadline and a size cap; GET and DELETE carry none."""
+async def _read_body(request: web.Request, services: Services, method: str) -> bytes | None:
+    """Read a write's body within a deadline and a size cap; GET and DELETE carry none."""
     has_body = request.body_exists
     if method not in WRITES:
         if has_body:
@@ -154,9 +162,6 @@ async def _read_body(request: web.Request, services: Services, method: str) -> A
         return None
     if not has_body:
         return None
-    if request.headers.get("Content-Encoding", "identity").lower() != "identity":
-        raise UnsupportedMediaError("a compressed request body cannot be examined")
-    check_content_type(request.headers.get("Content-Type"))
     cap = services.config.max_write_body
     chunks: list[bytes] = []
     size = 0
@@ -169,7 +174,16 @@ async def _read_body(request: web.Request, services: Services, method: str) -> A
                 chunks.append(chunk)
     except TimeoutError:
         raise RequestTimeoutError("the request body took too long") from None
-    return parse_body(b"".join(chunks))
+    return b"".join(chunks)
+
+
+def _parse_body(request: web.Request, raw: bytes | None) -> Any:
+    if raw is None:
+        return None
+    if request.headers.get("Content-Encoding", "identity").lower() != "identity":
+        raise UnsupportedMediaError("a compressed request body cannot be examined")
+    check_content_type(request.headers.get("Content-Type"))
+    return parse_body(raw)
 
 
 async def _prefetch(
@@ -199,15 +213,6 @@ def _record_blocked(services: Services, outcome: Outcome, violations: list[Viola
                           action=v.binding.action.value, status=v.error.status, object_id=v.object_id,
                           outcome="refused" if services.enforce else "would_refuse")
     outcome.blocked = violations[0].binding.rule.value
-
-
-async def _forward_undecided(
-    request: web.Request, services: Services, target: CanonicalTarget, outcome: Outcome, method: str,
-    body: Any,
-) -> web.StreamResponse:
-    """Dry-run only: the request as the client sent it (canonical form), the answer as it came."""
-    payload = encode_body(body) if body is not None else None
-    return await relay(request, services, target, outcome, body=payload)
 
 
 def _with_fields(query: tuple[tuple[str, str], ...], fields: str) -> tuple[tuple[str, str], ...]:
