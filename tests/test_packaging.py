@@ -1,0 +1,34 @@
+"""The bundled policies and demo settings are found from an installed wheel, not only a checkout."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_wheel_carries_and_finds_the_bundled_policies(tmp_path: Path) -> None:
+    built = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(tmp_path), str(REPO)],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert built.returncode == 0, built.stderr
+    wheel = next(tmp_path.glob("redaction_proxy-*.whl"))
+    site = tmp_path / "site"
+    with zipfile.ZipFile(wheel) as archive:
+        names = archive.namelist()
+        archive.extractall(site)
+    policies = sorted(n for n in names if n.startswith("proxy/_bundled/policies/"))
+    assert {Path(n).name for n in policies} == {p.name for p in (REPO / "policies").glob("*.yaml")}
+    assert "proxy/_bundled/demo-settings.yaml" in names
+    probe = ("from proxy.policy.load import bundled_policies, load_policies; from proxy.demo import demo_settings;"
+             "p = bundled_policies(); print(p); print(demo_settings()); print(len(load_policies(p).routes))")
+    found = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True,
+                           env={**os.environ, "PYTHONPATH": str(site)}, timeout=60)
+    assert found.returncode == 0, found.stderr
+    policies_dir, settings, routes = found.stdout.split()
+    assert policies_dir.startswith(str(site)) and settings.startswith(str(site)) and int(routes) > 40
