@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from .errors import UndecidableError
 from .facts.viewer import Viewer
 from .policy.fields import (
     DEFAULT_NESTED,
@@ -20,6 +21,7 @@ from .policy.fields import (
 )
 from .policy.model import Action, Binding, Route, Rule
 from .rules import RESPOND_RULES
+from .rules.base import RespondRule
 
 _APPLY_ORDER = {
     Action.FILTER_CONTACTS: 0,
@@ -46,6 +48,10 @@ class Plan:
     bindings: tuple[Binding, ...]
     upstream_selection: Selection | None  # None: the client's request is forwarded as it is
     added: Added
+    rules: tuple[tuple[Binding, RespondRule], ...] = ()  # the bindings with their rules, looked up once
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "rules", tuple((b, RESPOND_RULES[b.action]) for b in self.bindings))
 
     @property
     def filters(self) -> bool:
@@ -105,17 +111,14 @@ def _needs(binding: Binding, reads: tuple[tuple[str, str | None], ...]) -> list[
 def decide(record: Any, path: str, plan: Plan, viewer: Viewer) -> list[Decision]:
     """The decisions for one record (`path` is its JSON path, e.g. data[3]). Raises UndecidableError."""
     out: list[Decision] = []
-    for binding in plan.bindings:
-        rule = RESPOND_RULES[binding.action]
+    for binding, rule in plan.rules:
         if binding.at is None:
             if rule.hidden(record, binding, viewer):
                 out.append(Decision(rule.rule, binding.action, path, _id(record)))
             continue
         try:
-            found = list(binding.at.find(record))
+            found = binding.at.find(record)
         except TypeError:
-            from .errors import UndecidableError
-
             raise UndecidableError(f"`{binding.at.text}` has an unexpected shape") from None
         for suffix, container, key, obj in found:
             if rule.hidden(obj, binding, viewer):
@@ -126,7 +129,8 @@ def decide(record: Any, path: str, plan: Plan, viewer: Viewer) -> list[Decision]
 def apply(record: dict[str, Any], decisions: list[Decision]) -> dict[str, Any] | None:
     """Carry out the decisions on one record; None when the record is filtered out."""
     holder: list[Any] = [record]
-    for decision in sorted(decisions, key=lambda d: _APPLY_ORDER[d.action]):
+    ordered = decisions if len(decisions) < 2 else sorted(decisions, key=lambda d: _APPLY_ORDER[d.action])
+    for decision in ordered:
         if decision.action is Action.FILTER_CONTACTS:
             return None
         rule = RESPOND_RULES[decision.action]

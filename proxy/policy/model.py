@@ -6,7 +6,6 @@ both asked to decide on the same traffic.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -63,28 +62,30 @@ class Location:
     def top(self) -> str | None:
         return self.steps[0][0] if self.steps else None
 
-    def find(self, record: dict[str, Any]) -> Iterator[tuple[str, Any, str | int, Any]]:
-        """Yield (json path suffix, container, key, object) for each object at this location.
+    def find(self, record: dict[str, Any]) -> list[tuple[str, Any, str | int, Any]]:
+        """(json path suffix, container, key, object) for each object at this location.
 
-        Direct lookups only, never a walk of the document. Missing keys and nulls yield nothing.
+        Direct lookups only, never a walk of the document. Missing keys and nulls give nothing; a
+        value of the wrong kind (an object where a list belongs) is a TypeError.
         """
         frontier: list[tuple[str, Any, str | int, Any]] = [("", None, "", record)]
         for key, is_list in self.steps:
             nxt: list[tuple[str, Any, str | int, Any]] = []
             for path, _, _, obj in frontier:
-                if not isinstance(obj, dict) or obj.get(key) is None:
+                if not isinstance(obj, dict):
                     continue
-                value = obj[key]
+                value = obj.get(key)
+                if value is None:
+                    continue
                 if is_list:
                     if not isinstance(value, list):
                         raise TypeError(f"{path}.{key} is not a list")
-                    nxt.extend((f"{path}.{key}[{i}]", value, i, item) for i, item in enumerate(value))
+                    nxt.extend((f"{path}.{key}[{i}]", value, i, item) for i, item in enumerate(value)
+                               if item is not None)
                 else:
                     nxt.append((f"{path}.{key}", obj, key, value))
             frontier = nxt
-        for found in frontier:
-            if found[3] is not None:
-                yield found
+        return frontier
 
 
 @dataclass(frozen=True, slots=True)
