@@ -137,3 +137,13 @@ def test_apply_of_no_decisions_is_identity() -> None:
 
     record = {"id": 1, "vendor": {"id": 5, "name": "n"}}
     assert apply(record, []) is record
+
+
+def test_schema_drift_on_a_hidden_time_entry_loses_the_unknown_field() -> None:
+    route = ROUTES["/activities"]
+    who = viewer(frozenset(), responsible=frozenset())
+    plan = make_plan(route, who, parse_fields("id,quantity,quantity_v2,note"))
+    record = {"id": 1, "quantity": 3600.0, "quantity_v2": 3600.0, "note": "n", "type": "TimeEntry",
+              "user": {"id": 9}, "matter": {"id": 7}}
+    out, _ = transform_record(record, "data[0]", plan, who, enforce=True)
+    assert out == {"id": 1, "quantity": None, "note": "n", "quantity_redacted": True}

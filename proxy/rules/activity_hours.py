@@ -24,6 +24,18 @@ HOURS_FIELDS = (
     "non_billable_total",
 )
 
+KNOWN_FIELDS = frozenset({
+    # The Activity schema of the public spec (clio/openapi.json), scalars and nested references.
+    "id", "etag", "type", "date", "created_at", "updated_at", "quantity", "rounded_quantity",
+    "quantity_in_hours", "rounded_quantity_in_hours", "quantity_redacted", "price", "total", "non_billable",
+    "non_billable_total", "no_charge", "billed", "on_bill", "flat_rate", "contingency_fee", "note",
+    "reference", "tax_setting", "currency", "redacted", "matter", "user", "activity_description",
+    "expense_category", "vendor", "bill", "communication", "calendar_entry", "task", "matter_note",
+    "contact_note", "timer", "document_version", "utbms_expense", "utbms_activity", "utbms_task",
+})
+"""A hidden entry keeps only fields the schema names: a field a newer backend adds (`quantity_v2`)
+could carry the hours again, so on a hidden entry the allowlist wins."""
+
 
 def restricted(viewer: Viewer) -> bool:
     return viewer.settings.activity_hours_visibility is not ActivityHoursVisibility.ALL
@@ -59,6 +71,8 @@ class HoursRedaction:
         return hours_hidden(obj, viewer)
 
     def redact(self, container: Any, key: str | int, obj: dict[str, Any]) -> None:
+        for name in [k for k in obj if k not in KNOWN_FIELDS]:
+            del obj[name]
         for name in HOURS_FIELDS:
             if name in obj:
                 obj[name] = None
