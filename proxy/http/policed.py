@@ -117,6 +117,7 @@ async def handle_policed(
 async def _respond(x: Exchange, response: aiohttp.ClientResponse, method: str) -> web.StreamResponse:
     status = response.status
     headers = client_response_headers(response.headers, policed=True)
+    headers["X-Request-Id"] = x.outcome.request_id
     location = response.headers.get("Location")
     if location is not None:
         headers["Location"] = rewrite_location(location, x.services.upstream.origin, x.public)

@@ -33,6 +33,7 @@ async def relay(
     async with services.upstream.request(request.method, forward, headers, payload) as response:
         outcome.upstream_status = response.status
         out_headers = client_response_headers(response.headers, policed=False)
+        out_headers["X-Request-Id"] = outcome.request_id
         if "Location" in response.headers:
             out_headers["Location"] = rewrite_location(
                 response.headers["Location"], services.upstream.origin,
