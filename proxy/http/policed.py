@@ -39,7 +39,7 @@ from .links import public_origin, rewrite_location
 from .relay import relay
 from .respond import respond_index, respond_show
 from .state import Loaded, Outcome, Services
-from .upstream import read_limited
+from .upstream import read_capped, read_limited
 
 WRITES = frozenset({"POST", "PUT", "PATCH"})
 _ERROR_TYPE = re.compile(r"[A-Za-z]{1,64}\Z")
@@ -163,19 +163,12 @@ async def _read_body(request: web.Request, services: Services, method: str) -> b
         return None
     if not has_body:
         return None
-    cap = services.config.max_write_body
-    chunks: list[bytes] = []
-    size = 0
+    too_large = PayloadTooLargeError("the request body is too large to examine")
     try:
         async with asyncio.timeout(services.config.client_body_timeout):
-            async for chunk in request.content.iter_any():
-                size += len(chunk)
-                if size > cap:
-                    raise PayloadTooLargeError("the request body is too large to examine")
-                chunks.append(chunk)
+            return await read_capped(request.content, services.config.max_write_body, too_large)
     except TimeoutError:
         raise RequestTimeoutError("the request body took too long") from None
-    return b"".join(chunks)
 
 
 def _parse_body(request: web.Request, raw: bytes | None) -> Any:

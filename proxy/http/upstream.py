@@ -17,7 +17,7 @@ import orjson
 from multidict import CIMultiDict
 from yarl import URL
 
-from ..errors import BadGatewayError, GatewayTimeoutError
+from ..errors import BadGatewayError, GatewayTimeoutError, ProxyError
 
 MAX_FACTS_BODY = 64 * 1024 * 1024
 
@@ -106,18 +106,24 @@ class Upstream:
         return parsed.raw_path_qs
 
 
-async def read_limited(response: aiohttp.ClientResponse, limit: int) -> bytes:
-    """Read a whole body, refusing more than `limit` bytes and translating cut-offs to 502."""
+async def read_capped(stream: aiohttp.StreamReader, cap: int, too_large: ProxyError) -> bytes:
+    """A whole body, or `too_large` as soon as it passes `cap` bytes (never buffered past the cap)."""
     chunks: list[bytes] = []
     size = 0
+    async for chunk in stream.iter_any():
+        size += len(chunk)
+        if size > cap:
+            raise too_large
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def read_limited(response: aiohttp.ClientResponse, limit: int) -> bytes:
+    """Read a whole body, refusing more than `limit` bytes and translating cut-offs to 502."""
     try:
-        async for chunk in response.content.iter_any():
-            size += len(chunk)
-            if size > limit:
-                raise BadGatewayError("the backend's answer is too large to examine")
-            chunks.append(chunk)
+        return await read_capped(response.content, limit,
+                                 BadGatewayError("the backend's answer is too large to examine"))
     except TimeoutError:
         raise GatewayTimeoutError("the backend stopped sending") from None
     except (aiohttp.ClientError, OSError):
         raise BadGatewayError("the backend's answer was cut off") from None
-    return b"".join(chunks)
