@@ -1,0 +1,786 @@
+"""End-to-end benchmark of redaction-proxy: throughput, big bodies, the JSON pipeline, cold facts.
+
+Run: .venv/bin/python bench/run.py [--quick]
+
+Starts everything itself on free loopback ports (demo backend, proxy, nginx, mitmdump), checks each
+endpoint answers correctly before measuring it, measures, stops everything and prints the tables.
+Needs wrk and nginx (`apt-get install -y wrk nginx`) and mitmproxy in a separate venv
+(`python3 -m venv /tmp/mitm-venv && /tmp/mitm-venv/bin/pip install mitmproxy orjson`; MITM_VENV
+overrides the path). Core 0: this script, wrk, the backend. Core 1: the server under test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import http.client
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.parse
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+BIN = ROOT / ".venv" / "bin"
+MITM_VENV = Path(os.environ.get("MITM_VENV", "/tmp/mitm-venv"))
+SETTINGS = ROOT / "deploy" / "demo-settings.yaml"
+CLIENT_CORE, SERVER_CORE = "0", "1"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+# Many fields, nested ones included: ~760 bytes a record. The limit is chosen from a measurement so
+# that the page is ~100 KB.
+FIELDS = ("id,etag,type,date,quantity,rounded_quantity,quantity_in_hours,rounded_quantity_in_hours,"
+          "quantity_redacted,price,total,non_billable,non_billable_total,no_charge,billed,on_bill,flat_rate,"
+          "contingency_fee,note,created_at,updated_at,matter{id,display_number},user{id,name},"
+          "activity_description{id,name},expense_category{id,name},vendor{id,name,type},calendar_entry,"
+          "communication,task")
+HOUR_FIELDS = ("quantity", "rounded_quantity", "quantity_in_hours", "rounded_quantity_in_hours", "total",
+               "non_billable_total")
+PAGE_BYTES = 100_000
+BLOB_BYTES = 102_400
+RESTRICTED_USER = 2
+BIG_TIMEOUT = 600
+
+
+def fields_query(fields: str = FIELDS) -> str:
+    return urllib.parse.quote(fields, safe=",")  # braces as %7B %7D: wrk and every client agree
+
+
+def auth(user: int) -> dict[str, str]:
+    return {"Authorization": f"Bearer token-{user}"}
+
+
+# --- processes ------------------------------------------------------------------------------------
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Proc:
+    """A child started by this script, stopped by its own pid only."""
+
+    def __init__(self, name: str, argv: list[str], logdir: Path, core: str) -> None:
+        self.name = name
+        self.log = logdir / f"{name}.log"
+        with self.log.open("ab") as out:
+            self.popen = subprocess.Popen(["taskset", "-c", core, *argv], stdout=out, stderr=subprocess.STDOUT,
+                                          stdin=subprocess.DEVNULL, cwd=ROOT, start_new_session=True)
+        RUNNING.append(self)
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def pids(self) -> list[int]:
+        """The process and its direct children (nginx's worker)."""
+        try:
+            kids = Path(f"/proc/{self.pid}/task/{self.pid}/children").read_text().split()
+        except OSError:
+            kids = []
+        return [self.pid, *map(int, kids)]
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def stop(self) -> None:
+        if self.alive():
+            self.popen.send_signal(signal.SIGTERM)
+            try:
+                self.popen.wait(10)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait(5)
+        if self in RUNNING:
+            RUNNING.remove(self)
+
+    def tail(self, lines: int = 15) -> str:
+        try:
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+
+RUNNING: list[Proc] = []
+
+
+def stop_all() -> None:
+    for proc in reversed(list(RUNNING)):
+        proc.stop()
+
+
+def cpu_ticks(pids: list[int]) -> int:
+    total = 0
+    for pid in pids:
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total
+
+
+def status_kb(pid: int, key: str) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1])
+    return 0
+
+
+# --- HTTP helpers ---------------------------------------------------------------------------------
+
+def get(port: int, target: str, headers: dict[str, str] | None = None, method: str = "GET",
+        timeout: float = 30) -> tuple[int, bytes]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.request(method, target, headers=headers or {})
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
+def wait_ready(port: int, target: str, proc: Proc, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not proc.alive():
+            raise SystemExit(f"{proc.name} exited early:\n{proc.tail()}")
+        try:
+            if get(port, target, timeout=2)[0] == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise SystemExit(f"{proc.name} not ready after {timeout:.0f}s:\n{proc.tail()}")
+
+
+def crawl(port: int, user: int, path: str, query: str) -> tuple[list[Any], int]:
+    """Every record of a backend index (following meta.paging.next), and how many pages it took."""
+    target: str | None = f"{path}?{query}"
+    records: list[Any] = []
+    pages = 0
+    while target is not None:
+        status, body = get(port, target, auth(user))
+        check(status == 200, f"crawl {target}: status {status}")
+        doc = orjson.loads(body)
+        records += doc["data"]
+        pages += 1
+        nxt = doc.get("meta", {}).get("paging", {}).get("next")
+        if nxt:
+            parts = urllib.parse.urlsplit(nxt)
+            target = parts.path + ("?" + parts.query if parts.query else "")
+        else:
+            target = None
+    return records, pages
+
+
+def check(ok: bool, what: str) -> None:
+    if not ok:
+        raise SystemExit(f"SANITY CHECK FAILED: {what}")
+
+
+def verdict(ok: bool) -> str:
+    return "PASS" if ok else "MISS"
+
+
+# --- the stack ------------------------------------------------------------------------------------
+
+@dataclass
+class Stack:
+    tmp: Path
+    backend_port: int = 0
+    backend: Proc | None = None
+    proxy: Proc | None = None
+    proxy_port: int = 0
+    admin_port: int = 0
+
+    def start_backend(self, scale: int, name: str = "backend") -> None:
+        self.backend_port = free_port()
+        self.backend = Proc(name, [str(BIN / "redaction-proxy"), "demo-backend", "--listen",
+                                   f"127.0.0.1:{self.backend_port}", "--scale", str(scale)], self.tmp, CLIENT_CORE)
+        wait_ready(self.backend_port, "/_demo/health", self.backend)
+
+    def start_proxy(self, *extra: str, name: str = "proxy") -> Proc:
+        if self.proxy is not None:
+            self.proxy.stop()
+        self.proxy_port, self.admin_port = free_port(), free_port()
+        self.proxy = Proc(name, [
+            str(BIN / "redaction-proxy"), "serve", "--upstream", f"http://127.0.0.1:{self.backend_port}",
+            "--listen", f"127.0.0.1:{self.proxy_port}", "--admin-listen", f"127.0.0.1:{self.admin_port}",
+            "--settings", str(SETTINGS), "--shutdown-grace", "2", *extra], self.tmp, SERVER_CORE)
+        wait_ready(self.admin_port, "/readyz", self.proxy)
+        return self.proxy
+
+
+# --- 1. throughput with wrk -----------------------------------------------------------------------
+
+LUA = """
+wrk.method = "GET"
+wrk.headers["Authorization"] = "%s"
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format("BENCH requests=%%.0f duration_us=%%.0f p50_us=%%.0f p99_us=%%.0f connect=%%.0f " ..
+    "read=%%.0f write=%%.0f status=%%.0f timeout=%%.0f\\n", summary.requests, summary.duration,
+    latency:percentile(50), latency:percentile(99), e.connect, e.read, e.write, e.status, e.timeout))
+end
+"""
+
+
+@dataclass
+class WrkResult:
+    name: str
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+    cpu_pct: float
+    cpu_us_per_req: float
+    note: str = ""
+
+
+def wrk(tmp: Path, name: str, url: str, user: int, seconds: int, server: Proc, connections: int = 32) -> WrkResult:
+    script = tmp / f"{name.replace(' ', '_')}.lua"
+    script.write_text(LUA % f"Bearer token-{user}")
+    base = ["taskset", "-c", CLIENT_CORE, "wrk", "-t1", f"-c{connections}", "-s", str(script)]
+    subprocess.run([*base, "-d1s", url], capture_output=True, timeout=60, check=True)  # warm-up
+    before, started = cpu_ticks(server.pids()), time.monotonic()
+    run = subprocess.run([*base, f"-d{seconds}s", url], capture_output=True, text=True, timeout=seconds + 60)
+    wall = time.monotonic() - started
+    used = (cpu_ticks(server.pids()) - before) / CLK_TCK
+    match = re.search(r"BENCH (.*)", run.stdout)
+    if run.returncode != 0 or match is None:
+        raise SystemExit(f"wrk failed for {name}:\n{run.stdout}\n{run.stderr}")
+    got = {k: float(v) for k, v in (kv.split("=") for kv in match.group(1).split())}
+    rps_line = re.search(r"Requests/sec:\s+([\d.]+)", run.stdout)
+    rps = float(rps_line.group(1)) if rps_line else got["requests"] / (got["duration_us"] / 1e6)
+    errors = int(sum(got[k] for k in ("connect", "read", "write", "status", "timeout")))
+    return WrkResult(name, rps, got["p50_us"] / 1000, got["p99_us"] / 1000, errors, 100 * used / wall,
+                     1e6 * used / max(got["requests"], 1))
+
+
+def check_page(body: bytes, limit: int, restricted: bool, what: str) -> dict[str, Any]:
+    doc = orjson.loads(body)
+    data = doc["data"]
+    check(len(data) == limit, f"{what}: {len(data)} records, expected {limit}")
+    others = [a for a in data if (a.get("user") or {}).get("id") != RESTRICTED_USER]
+    check(bool(others), f"{what}: no activity of another user on the page")
+    if restricted:
+        check(all("price" not in a and "total" not in a and a.get("redacted") is True for a in others),
+              f"{what}: another user's price/total reached the output")
+        check(any(a.get("quantity_redacted") is True and a.get("quantity") is None for a in others
+                  if a["type"] == "TimeEntry"), f"{what}: no TimeEntry had its hours redacted")
+    else:
+        check(all("price" in a and a.get("quantity_redacted") is False for a in data),
+              f"{what}: an all-visible caller's page was redacted")
+    return doc  # type: ignore[no-any-return]
+
+
+MITM_ADDON = '''
+"""The Python peer: the same redaction work as the proxy does for token-2, as a mitmproxy addon."""
+import orjson
+
+HOURS = {hours!r}
+CALLER = {caller}
+
+
+def response(flow):
+    if flow.request.headers.get("authorization") != "Bearer token-{caller}":
+        return
+    if not flow.request.path.startswith("/api/v4/activities") or flow.response.status_code != 200:
+        return
+    doc = orjson.loads(flow.response.content)
+    for activity in doc.get("data", []):
+        if (activity.get("user") or {}).get("id") == CALLER:
+            continue
+        if activity.get("type") == "TimeEntry":
+            for key in HOURS:
+                if key in activity:
+                    activity[key] = None
+            activity["quantity_redacted"] = True
+        activity.pop("price", None)
+        activity.pop("total", None)
+        activity["redacted"] = True
+    flow.response.content = orjson.dumps(doc)
+'''.replace("{hours!r}", repr(HOUR_FIELDS)).replace("{caller}", str(RESTRICTED_USER))
+
+NGINX_CONF = """
+worker_processes 1;
+user root root;
+pid {tmp}/nginx.pid;
+error_log {tmp}/nginx-error.log warn;
+events {{ worker_connections 1024; }}
+http {{
+    access_log off;
+    client_body_temp_path {tmp}/nginx-client;
+    proxy_temp_path {tmp}/nginx-proxy;
+    fastcgi_temp_path {tmp}/nginx-fastcgi;
+    uwsgi_temp_path {tmp}/nginx-uwsgi;
+    scgi_temp_path {tmp}/nginx-scgi;
+    upstream backend {{ server 127.0.0.1:{backend}; keepalive 32; }}
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{
+            proxy_pass http://backend;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_buffering on;
+            proxy_buffer_size 16k;
+            proxy_buffers 64 8k;
+        }}
+    }}
+}}
+"""
+
+
+def throughput(stack: Stack, seconds: int) -> tuple[list[WrkResult], dict[str, bool], int]:
+    tmp = stack.tmp
+    be, assert_be = stack.backend_port, stack.backend
+    assert assert_be is not None
+    # Choose the page: measure bytes per record with many fields, then pick the limit for ~100 KB.
+    probe_status, probe = get(be, f"/api/v4/activities.json?limit=50&fields={fields_query()}", auth(2))
+    check(probe_status == 200, f"backend probe: status {probe_status}")
+    per_record = len(probe) / len(orjson.loads(probe)["data"])
+    limit = min(200, max(1, round(PAGE_BYTES / per_record)))
+    page = f"/api/v4/activities.json?limit={limit}&fields={fields_query()}"
+    proxy = stack.start_proxy()
+
+    status, direct = get(be, page, auth(2))
+    check(status == 200, f"backend page: status {status}")
+    check_page(direct, limit, restricted=False, what="backend direct page")
+    status, body1 = get(stack.proxy_port, page, auth(1))
+    check(status == 200, f"policed page token-1: status {status}")
+    doc1 = check_page(body1, limit, restricted=False, what="policed page token-1")
+    status, all1 = get(be, page, auth(1))
+    check(doc1["data"] == orjson.loads(all1)["data"], "token-1 page through the proxy differs from the backend's")
+    status, body2 = get(stack.proxy_port, page, auth(2))
+    check(status == 200, f"policed page token-2: status {status}")
+    check_page(body2, limit, restricted=True, what="policed page token-2")
+    status, blob = get(stack.proxy_port, f"/_demo/blob?bytes={BLOB_BYTES}", auth(1))
+    expected_blob = (bytes(range(256)) * (BLOB_BYTES // 256 + 1))[:BLOB_BYTES]
+    check(status == 200 and blob == expected_blob, f"bare relay blob: status {status}, {len(blob)} bytes")
+    print(f"page: {page}\n  {limit} records; backend page {len(direct)} B for token-2, {len(all1)} B for token-1; "
+          f"through the proxy {len(body1)} B (token-1), {len(body2)} B (token-2); blob {len(blob)} B")
+
+    nginx_port = free_port()
+    conf = tmp / "nginx.conf"
+    conf.write_text(NGINX_CONF.format(tmp=tmp, backend=be, port=nginx_port))
+    nginx = Proc("nginx", ["nginx", "-p", f"{tmp}/", "-e", f"{tmp}/nginx-error.log", "-c", str(conf),
+                           "-g", "daemon off;"], tmp, SERVER_CORE)
+    wait_ready(nginx_port, f"/_demo/blob?bytes={BLOB_BYTES}", nginx)
+    status, nblob = get(nginx_port, f"/_demo/blob?bytes={BLOB_BYTES}")
+    check(status == 200 and nblob == expected_blob, "nginx blob")
+
+    mitm_port = free_port()
+    addon = tmp / "addon.py"
+    addon.write_text(MITM_ADDON)
+    mitm = Proc("mitmdump", [str(MITM_VENV / "bin" / "mitmdump"), "--mode", f"reverse:http://127.0.0.1:{be}",
+                             "--listen-host", "127.0.0.1", "--listen-port", str(mitm_port), "-s", str(addon),
+                             "-q", "--set", f"confdir={tmp}/mitm-conf", "--set", "termlog_verbosity=error",
+                             "--set", "flow_detail=0"], tmp, SERVER_CORE)
+    wait_ready(mitm_port, "/_demo/health", mitm)
+    status, mbody = get(mitm_port, page, auth(2))
+    check(status == 200, f"mitmproxy page: status {status}")
+    check_page(mbody, limit, restricted=True, what="mitmproxy page token-2")
+
+    url = "http://127.0.0.1:{}{}".format
+    rows = [
+        wrk(tmp, "backend direct", url(be, page), 2, seconds, assert_be),
+        wrk(tmp, "bare relay (proxy)", url(stack.proxy_port, f"/_demo/blob?bytes={BLOB_BYTES}"), 1, seconds, proxy),
+        wrk(tmp, "nginx relay", url(nginx_port, f"/_demo/blob?bytes={BLOB_BYTES}"), 1, seconds, nginx),
+        wrk(tmp, "policed, token-1 (all)", url(stack.proxy_port, page), 1, seconds, proxy),
+        wrk(tmp, "policed, token-2 (restr.)", url(stack.proxy_port, page), 2, seconds, proxy),
+        wrk(tmp, "mitmproxy, token-2", url(mitm_port, page), 2, seconds, mitm),
+    ]
+    nginx.stop()
+    mitm.stop()
+    proxy.stop()
+    stack.proxy = None
+    by = {r.name: r for r in rows}
+    bare, restricted, peer = by["bare relay (proxy)"], by["policed, token-2 (restr.)"], by["mitmproxy, token-2"]
+    print(f"\n1. Throughput, wrk -t1 -c32 -d{seconds}s (server CPU: the process on core "
+          f"{SERVER_CORE}, or the backend for 'backend direct')")
+    head = (f"{'row':<27}{'req/s':>9}{'p50 ms':>8}{'p99 ms':>8}{'errors':>8}{'x bare':>8}{'x mitm':>8}"
+            f"{'srv CPU%':>9}{'CPU us/req':>11}")
+    print(head)
+    print("-" * len(head))
+    for r in rows:
+        vs_peer = f"{r.rps / peer.rps:.2f}" if r is restricted else ""
+        flag = "" if r.errors == 0 else "  <- FLAG: errors"
+        print(f"{r.name:<27}{r.rps:>9.0f}{r.p50_ms:>8.2f}{r.p99_ms:>8.2f}{r.errors:>8}{r.rps / bare.rps:>8.2f}"
+              f"{vs_peer:>8}{r.cpu_pct:>9.0f}{r.cpu_us_per_req:>11.0f}{flag}")
+    targets = {
+        f"policed 100 KB page, restricted >= 0.5x bare relay ({restricted.rps / bare.rps:.2f}x)":
+            restricted.rps >= 0.5 * bare.rps,
+        f"policed 100 KB page, restricted >= 4x mitmproxy ({restricted.rps / peer.rps:.2f}x)":
+            restricted.rps >= 4 * peer.rps,
+        f"wrk rows without errors ({sum(r.errors for r in rows)} errors)": all(r.errors == 0 for r in rows),
+    }
+    for name, ok in targets.items():
+        print(f"  [{verdict(ok)}] {name}")
+    return rows, targets, limit
+
+
+# --- 2. big bodies --------------------------------------------------------------------------------
+
+@dataclass
+class Sampler:
+    pid: int
+    peak_kb: int = 0
+    stop_flag: threading.Event = field(default_factory=threading.Event)
+
+    def run(self) -> None:
+        while not self.stop_flag.is_set():
+            try:
+                self.peak_kb = max(self.peak_kb, status_kb(self.pid, "VmRSS"))
+            except OSError:
+                return
+            self.stop_flag.wait(0.05)
+
+
+MARK = b'"quantity_redacted":true'
+
+
+@dataclass
+class Transfer:
+    status: int
+    nbytes: int
+    seconds: float
+    head: bytes
+    tail: bytes
+    marks: int
+    body: bytes | None
+
+
+def stream(port: int, target: str, headers: dict[str, str], keep: bool) -> Transfer:
+    """GET with a streaming reader: count bytes (and redaction marks), keep only head and tail."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=BIG_TIMEOUT)
+    started = time.perf_counter()
+    conn.request("GET", target, headers=headers)
+    response = conn.getresponse()
+    nbytes = marks = 0
+    head = b""
+    last = b""
+    kept: list[bytes] = []
+    while chunk := response.read(1 << 20):
+        if len(head) < 4096:
+            head += chunk[: 4096 - len(head)]
+        # A mark across the boundary is counted once: the carried tail is one byte short of a mark.
+        marks += (last[-(len(MARK) - 1):] + chunk[: len(MARK) - 1]).count(MARK) + chunk.count(MARK)
+        last = chunk
+        nbytes += len(chunk)
+        if keep:
+            kept.append(chunk)
+    seconds = time.perf_counter() - started
+    conn.close()
+    return Transfer(response.status, nbytes, seconds, head, last[-4096:], marks, b"".join(kept) if keep else None)
+
+
+@dataclass
+class BigRow:
+    name: str
+    nbytes: int
+    mbps: float
+    backend_mbps: float | None
+    peak_rss_mb: float
+    hwm_mb: float
+    cpu_pct: float
+    targets: list[tuple[str, bool]]
+
+
+def big_row(stack: Stack, name: str, target: str, headers: dict[str, str], expect: Callable[[Transfer], None],
+            targets: Callable[[float, float], list[tuple[str, bool]]], backend_direct: bool) -> BigRow:
+    backend_mbps = None
+    if backend_direct:
+        direct = stream(stack.backend_port, target, headers, keep=False)
+        check(direct.status == 200, f"{name}: backend direct status {direct.status}")
+        backend_mbps = direct.nbytes / direct.seconds / 1e6
+    proxy = stack.start_proxy("--request-timeout", str(BIG_TIMEOUT), name=f"proxy-{name.split()[0]}")
+    sampler = Sampler(proxy.pid)
+    thread = threading.Thread(target=sampler.run, daemon=True)
+    thread.start()
+    ticks = cpu_ticks([proxy.pid])
+    result = stream(stack.proxy_port, target, headers, keep=False)
+    used = (cpu_ticks([proxy.pid]) - ticks) / CLK_TCK
+    sampler.stop_flag.set()
+    thread.join()
+    hwm = status_kb(proxy.pid, "VmHWM")
+    proxy.stop()
+    stack.proxy = None
+    check(result.status == 200, f"{name}: status {result.status}")
+    expect(result)
+    mbps = result.nbytes / result.seconds / 1e6
+    peak = sampler.peak_kb / 1024
+    return BigRow(name, result.nbytes, mbps, backend_mbps, peak, hwm / 1024, 100 * used / result.seconds,
+                  targets(mbps, max(peak, hwm / 1024)))
+
+
+def big_bodies(stack: Stack, quick: bool) -> tuple[list[BigRow], float]:
+    headers = {**auth(2), "Accept-Encoding": "identity"}
+    target = f"/api/v4/activities.json?fields={fields_query()}"
+    sample = stream(stack.backend_port, target, {**headers, "X-Demo-Synthetic-Records": "2000"}, keep=True)
+    check(sample.status == 200 and sample.body is not None, "synthetic sample")
+    assert sample.body is not None
+    per_record = len(sample.body) / 2000
+    print(f"\nsynthetic TimeEntry records from the backend for token-2: {per_record:.0f} bytes each")
+
+    def policed(size: int) -> tuple[str, dict[str, str], Callable[[Transfer], None]]:
+        n = max(1, round(size / per_record))
+
+        def expect(t: Transfer) -> None:
+            check(t.head.startswith(b'{"data":[{'), "policed body does not start with {\"data\":[{")
+            check(t.tail.endswith(b',"meta":{"paging":{},"records":' + str(n).encode() + b"}}"),
+                  f"policed body does not end with the meta of {n} records")
+            check(t.marks > n // 10, f"only {t.marks} of {n} TimeEntries had hours redacted")
+
+        return target, {**headers, "X-Demo-Synthetic-Records": str(n)}, expect
+
+    def blob_expect(size: int) -> Callable[[Transfer], None]:
+        def expect(t: Transfer) -> None:
+            check(t.nbytes == size, f"blob: {t.nbytes} bytes, expected {size}")
+            check(t.head == bytes(range(256)) * 16, "blob content")
+        return expect
+
+    gb = 1_000_000_000
+
+    def no_targets(mbps: float, rss: float) -> list[tuple[str, bool]]:
+        return []
+
+    def gb_policed(mbps: float, rss: float) -> list[tuple[str, bool]]:
+        return [(f"peak RSS <= 100 MB ({rss:.0f})", rss <= 100), (f">= 60 MB/s ({mbps:.0f})", mbps >= 60)]
+
+    def gb_blob(mbps: float, rss: float) -> list[tuple[str, bool]]:
+        return [(f"peak RSS <= 64 MB ({rss:.0f})", rss <= 64)]
+
+    rows = []
+    for label, size, goal in (("1 MB", 1_000_000, no_targets), ("50 MB", 50_000_000, no_targets),
+                              ("1 GB", gb, gb_policed)):
+        tgt, hdrs, expect = policed(size)
+        rows.append(big_row(stack, f"{label} policed (token-2)", tgt, hdrs, expect, goal, backend_direct=True))
+    rows.append(big_row(stack, "1 GB unpoliced blob", f"/_demo/blob?bytes={gb}", headers, blob_expect(gb),
+                        gb_blob, backend_direct=True))
+    print("\n2. Big bodies through the proxy (streaming client; proxy restarted per row; RSS sampled every 50 ms)")
+    head = (f"{'row':<26}{'bytes out':>14}{'MB/s':>8}{'backend MB/s':>14}{'peak RSS MB':>13}{'VmHWM MB':>10}"
+            f"{'proxy CPU%':>11}  targets")
+    print(head)
+    print("-" * len(head))
+    for r in rows:
+        goals = ", ".join(f"{n} {verdict(ok)}" for n, ok in r.targets)
+        backend = f"{r.backend_mbps:.0f}" if r.backend_mbps is not None else "-"
+        print(f"{r.name:<26}{r.nbytes:>14,}{r.mbps:>8.1f}{backend:>14}{r.peak_rss_mb:>13.1f}{r.hwm_mb:>10.1f}"
+              f"{r.cpu_pct:>11.0f}  {goals}")
+    return rows, per_record
+
+
+# --- 2b. the JSON pipeline alone, in process --------------------------------------------------------
+
+def pipeline(stack: Stack, per_record: float, megabytes: float) -> tuple[float, float, int]:
+    from proxy.decide import make_plan
+    from proxy.facts.settings import load_settings
+    from proxy.facts.viewer import Viewer
+    from proxy.jsonstream import Element, IndexSplitter
+    from proxy.policy.fields import parse_fields, render_fields
+    from proxy.policy.load import load_policies
+    from proxy.transform import transform_element
+
+    routes = {r.template: r for r in load_policies(ROOT / "policies").routes}
+    be = stack.backend_port
+    status, who = get(be, "/api/v4/users/who_am_i.json?fields=id,roles", auth(RESTRICTED_USER))
+    check(status == 200, "who_am_i")
+    roles = tuple(orjson.loads(who)["data"]["roles"])
+    user_settings = load_settings(SETTINGS).for_caller(RESTRICTED_USER, roles)
+    matters, _ = crawl(be, RESTRICTED_USER, "/api/v4/matters.json",
+                       "fields=id,responsible_attorney%7Bid%7D&limit=200&order=id(asc)")
+    responsible = frozenset(m["id"] for m in matters
+                            if (m.get("responsible_attorney") or {}).get("id") == RESTRICTED_USER)
+    viewer = Viewer(RESTRICTED_USER, roles, user_settings, frozenset(), responsible)
+    plan = make_plan(routes["/activities"], viewer, parse_fields(FIELDS), index=True)
+    upstream_fields = render_fields(plan.upstream_selection) if plan.upstream_selection is not None else FIELDS
+    n = round(megabytes * 1e6 / per_record)
+    body_t = stream(be, f"/api/v4/activities.json?fields={fields_query(upstream_fields)}",
+                    {**auth(RESTRICTED_USER), "X-Demo-Synthetic-Records": str(n)}, keep=True)
+    assert body_t.body is not None
+    body = body_t.body
+    chunk = 64 * 1024
+
+    def run_pipeline() -> int:
+        splitter = IndexSplitter()
+        out: list[bytes] = []
+        index = 0
+        view = memoryview(body)
+        for start in range(0, len(body), chunk):
+            for piece in splitter.feed(bytes(view[start: start + chunk])):
+                if isinstance(piece, Element):
+                    raw, _ = transform_element(piece.raw, f"data[{index}]", plan, viewer, enforce=True)
+                    index += 1
+                    if raw is not None:
+                        out.append(raw)
+        splitter.finish()
+        return len(b",".join(out))
+
+    def run_orjson() -> int:
+        return len(orjson.dumps(orjson.loads(body)))
+
+    check(len(orjson.loads(body)["data"]) == n, "pipeline body record count")
+    out_len = run_pipeline()
+    check(0 < out_len < len(body), "pipeline output size")
+
+    def best(fn: Callable[[], int], runs: int = 3) -> float:
+        times = []
+        for _ in range(runs):
+            started = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - started)
+        return min(times)
+
+    t_pipe, t_orjson = best(run_pipeline), best(run_orjson)
+    mb = len(body) / 1e6
+    print(f"\n2b. JSON pipeline in process (IndexSplitter + transform_element, restricted viewer, "
+          f"{len(plan.bindings)} bindings), {mb:.1f} MB body, {n} records, best of 3")
+    print(f"  proxy pipeline, 64 KB chunks: {mb / t_pipe:7.1f} MB/s ({t_pipe * 1000:.0f} ms)")
+    print(f"  orjson.loads + orjson.dumps : {mb / t_orjson:7.1f} MB/s ({t_orjson * 1000:.0f} ms)")
+    ratio = t_orjson / t_pipe
+    print(f"  [{verdict(ratio >= 1.0)}] pipeline >= 1.0x orjson loads+dumps ({ratio:.2f}x)")
+    return mb / t_pipe, mb / t_orjson, n
+
+
+# --- 3. cold facts ------------------------------------------------------------------------------------
+
+def facts_crawl(tmp: Path, limit: int) -> bool:
+    import aiohttp
+
+    stack = Stack(tmp)
+    stack.start_backend(50, name="backend-scale50")
+    be = stack.backend_port
+    assert stack.backend is not None
+    matters_q = ("fields=id,client%7Bid%7D,responsible_attorney%7Bid%7D,custom_field_values%7Bfield_type,contact%7D"
+                 "&limit=200&order=id(asc)")
+    status, all_matters_body = get(be, "/api/v4/matters.json?fields=id&limit=1", auth(1))
+    total = orjson.loads(all_matters_body)["meta"]["records"]
+    visible, matter_pages = crawl(be, RESTRICTED_USER, "/api/v4/matters.json", matters_q)
+    _, rel_pages = crawl(be, RESTRICTED_USER, "/api/v4/relationships.json",
+                         "fields=id,contact%7Bid%7D,matter%7Bid%7D&limit=200&order=id(asc)")
+    _, created_pages = crawl(be, RESTRICTED_USER, "/api/v4/contacts.json",
+                             f"fields=id&creator_id={RESTRICTED_USER}&limit=200&order=id(asc)")
+    proxy = stack.start_proxy()
+    page = f"/api/v4/activities.json?limit={limit}&fields={fields_query()}"
+    status, _ = get(be, "/_demo/requests", method="DELETE")
+    check(status == 204, "DELETE /_demo/requests")
+
+    async def burst() -> list[int]:
+        async with aiohttp.ClientSession() as session:
+            async def one() -> int:
+                async with session.get(f"http://127.0.0.1:{stack.proxy_port}{page}",
+                                       headers=auth(RESTRICTED_USER)) as r:
+                    await r.read()
+                    return r.status
+            return list(await asyncio.wait_for(asyncio.gather(*(one() for _ in range(50))), 120))
+
+    started = time.monotonic()
+    statuses = asyncio.run(burst())
+    elapsed = time.monotonic() - started
+    status, recorded = get(be, "/_demo/requests")
+    paths = [r["path_qs"] for r in orjson.loads(recorded)]
+    counts = {name: sum(1 for p in paths if p.startswith(f"/api/v4/{name}"))
+              for name in ("users/who_am_i", "matters", "relationships", "contacts", "activities")}
+    proxy.stop()
+    stack.backend.stop()
+    ok_status = statuses.count(200)
+    print(f"\n3. Cold caller, 50 concurrent requests (backend --scale 50: {total} matters; "
+          f"user {RESTRICTED_USER} sees {len(visible)})")
+    print(f"  responses: {ok_status}/50 status 200 in {elapsed:.2f}s; backend got {len(paths)} requests, "
+          f"{counts['activities']} of them activities pages")
+    print(f"  facts crawls: who_am_i={counts['users/who_am_i']} matters_pages={counts['matters']} "
+          f"relationships_pages={counts['relationships']} (created_contacts_pages={counts['contacts']})")
+    print(f"  one crawl is: who_am_i=1 matters_pages={matter_pages} relationships_pages={rel_pages} "
+          f"(created_contacts_pages={created_pages})")
+    one = (counts["users/who_am_i"] == 1 and counts["matters"] == matter_pages
+           and counts["relationships"] == rel_pages and counts["contacts"] == created_pages and ok_status == 50)
+    print(f"  [{verdict(one)}] one facts crawl for 50 concurrent cold requests")
+    return one
+
+
+# --- main ---------------------------------------------------------------------------------------------
+
+def preflight() -> None:
+    missing = [tool for tool in ("wrk", "nginx", "taskset") if shutil.which(tool) is None]
+    if not (MITM_VENV / "bin" / "mitmdump").exists():
+        missing.append(f"{MITM_VENV}/bin/mitmdump")
+    if missing:
+        raise SystemExit(f"missing: {', '.join(missing)} (see this script's docstring)")
+    if os.cpu_count() is None or (os.cpu_count() or 1) < 2:
+        raise SystemExit("needs 2 cores")
+
+
+def busy_share(seconds: float = 1.0) -> float:
+    """The share of all cores busy over `seconds` (before anything of ours runs: other people's load)."""
+    def sample() -> tuple[int, int]:
+        values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+        return sum(values), values[3] + values[4]  # total, idle + iowait
+    total0, idle0 = sample()
+    time.sleep(seconds)
+    total1, idle1 = sample()
+    return 1 - (idle1 - idle0) / max(total1 - total0, 1)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="3 s wrk runs instead of 10 s")
+    args = parser.parse_args()
+    preflight()
+    os.sched_setaffinity(0, {int(CLIENT_CORE)})
+    seconds = 3 if args.quick else 10
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    started = time.monotonic()
+    targets: dict[str, bool] = {}
+    def first_line(*argv: str) -> str:
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+        return ((out.stdout or out.stderr).splitlines() or ["?"])[0].split(" [")[0].strip()
+
+    print(f"python {sys.version.split()[0]}, orjson {orjson.__version__}, {first_line('nginx', '-v')}, "
+          f"{first_line('wrk', '-v')}, {first_line(str(MITM_VENV / 'bin' / 'mitmdump'), '--version')}; "
+          f"cores: wrk/backend/client {CLIENT_CORE}, server under test {SERVER_CORE}")
+    noise = busy_share()
+    if noise > 0.05:
+        print(f"WARNING: the machine is {100 * noise:.0f}% busy before the benchmark starts; figures will be noisy")
+    with tempfile.TemporaryDirectory(prefix="redaction-bench-") as tmpdir:
+        tmp = Path(tmpdir)
+        try:
+            stack = Stack(tmp)
+            stack.start_backend(1)
+            _, wrk_targets, limit = throughput(stack, seconds)
+            targets.update(wrk_targets)
+            rows, per_record = big_bodies(stack, args.quick)
+            for row in rows:
+                for name, ok in row.targets:
+                    targets[f"{row.name}: {name}"] = ok
+            pipe, plain, _ = pipeline(stack, per_record, 50.0)
+            targets[f"pipeline >= 1.0x orjson loads+dumps ({pipe / plain:.2f}x)"] = pipe >= plain
+            assert stack.backend is not None
+            stack.backend.stop()
+            targets["one facts crawl for 50 concurrent cold requests"] = facts_crawl(tmp, limit)
+        finally:
+            stop_all()
+    print(f"\nTargets ({time.monotonic() - started:.0f} s in all):")
+    for name, ok in targets.items():
+        print(f"  [{verdict(ok)}] {name}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
