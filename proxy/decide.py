@@ -36,9 +36,15 @@ class Decision:
     rule: Rule
     action: Action
     path: str                 # JSON path of the object, e.g. data[3].vendor
-    object_id: int | None
+    obj: Any = field(compare=False, repr=False)
     container: Any = field(default=None, compare=False, repr=False)
     key: str | int | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def object_id(self) -> int | None:
+        """The decided object's id, for logs: read only when a decision is logged."""
+        value = self.obj.get("id") if isinstance(self.obj, dict) else None
+        return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,7 +120,7 @@ def decide(record: Any, path: str, plan: Plan, viewer: Viewer) -> list[Decision]
     for binding, rule in plan.rules:
         if binding.at is None:
             if rule.hidden(record, binding, viewer):
-                out.append(Decision(rule.rule, binding.action, path, _id(record)))
+                out.append(Decision(rule.rule, binding.action, path, record))
             continue
         try:
             found = binding.at.find(record)
@@ -122,7 +128,7 @@ def decide(record: Any, path: str, plan: Plan, viewer: Viewer) -> list[Decision]
             raise UndecidableError(f"`{binding.at.text}` has an unexpected shape") from None
         for suffix, container, key, obj in found:
             if rule.hidden(obj, binding, viewer):
-                out.append(Decision(rule.rule, binding.action, path + suffix, _id(obj), container, key))
+                out.append(Decision(rule.rule, binding.action, path + suffix, obj, container, key))
     return out
 
 
@@ -144,7 +150,3 @@ def apply(record: dict[str, Any], decisions: list[Decision]) -> dict[str, Any] |
     result: dict[str, Any] = holder[0]
     return result
 
-
-def _id(obj: Any) -> int | None:
-    value = obj.get("id") if isinstance(obj, dict) else None
-    return value if isinstance(value, int) and not isinstance(value, bool) else None

@@ -38,5 +38,5 @@ def make_logger(stream: TextIO | None = None, level: str = "info") -> Any:
             structlog.processors.JSONRenderer(serializer=lambda obj, **_: orjson.dumps(obj).decode()),
         ],
         wrapper_class=structlog.make_filtering_bound_logger(LEVELS[level]),
-        cache_logger_on_first_use=False,
+        cache_logger_on_first_use=True,
     )

@@ -71,7 +71,7 @@ class HoursRedaction:
         return hours_hidden(obj, viewer)
 
     def redact(self, container: Any, key: str | int, obj: dict[str, Any]) -> None:
-        for name in [k for k in obj if k not in KNOWN_FIELDS]:
+        for name in obj.keys() - KNOWN_FIELDS:
             del obj[name]
         for name in HOURS_FIELDS:
             if name in obj:
