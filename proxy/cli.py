@@ -61,8 +61,18 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from aiohttp import http_parser
+
     from .serve import load, serve
 
+    if http_parser.HttpRequestParser is http_parser.HttpRequestParserPy:
+        # aiohttp's two parsers disagree on what a valid request is (lower-case methods, HTTP/3.0,
+        # `Transfer-Encoding: chunked, chunked`...); the pure-Python one accepts what llhttp refuses.
+        # The stricter one wins: without it the proxy does not start.
+        print("aiohttp's C parser (llhttp) is not available (AIOHTTP_NO_EXTENSIONS set, or a build "
+              "without extensions); the proxy refuses to run on the more lenient pure-Python parser",
+              file=sys.stderr)
+        return 2
     try:
         config = build_config(args)
         loaded = load(config.policies, config.settings)

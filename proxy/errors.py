@@ -10,6 +10,7 @@
     ├── PayloadTooLargeError 413
     ├── UnsupportedMediaError 415
     ├── UnprocessableError 422     a write names an object the caller may not see
+    ├── ClientGoneError   499      the client left (counted and logged, never an internal error)
     ├── BadGatewayError   502      the backend's answer cannot be examined; a policy failed
     ├── UnavailableError  503      the facts a decision needs cannot be had
     └── GatewayTimeoutError 504
@@ -26,10 +27,11 @@ class ProxyError(Exception):
     status: int = 500
     wire_type: str = "InternalServerError"
 
-    def __init__(self, message: str, *, rule: str | None = None) -> None:
+    def __init__(self, message: str, *, rule: str | None = None, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.rule = rule
+        self.headers = headers or {}
 
     def body(self) -> bytes:
         return error_body(self.wire_type, self.message)
@@ -69,6 +71,12 @@ class UnsupportedMediaError(ProxyError):
 
 class UnprocessableError(ProxyError):
     status, wire_type = 422, "UnprocessableEntity"
+
+
+class ClientGoneError(ProxyError):
+    """The client went away before its request was read or answered: nothing to answer, not a fault."""
+
+    status, wire_type = 499, "ClientClosedRequest"
 
 
 class BadGatewayError(ProxyError):

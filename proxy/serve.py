@@ -17,7 +17,7 @@ from aiohttp import web
 from .config import RunConfig
 from .facts.settings import load_settings
 from .http.admin import make_admin_app
-from .http.app import make_app, reload
+from .http.app import ProxyRunner, make_app, reload
 from .http.state import SERVICES, Loaded
 from .policy.load import bundled_policies, load_policies
 from .yamldoc import ConfigError
@@ -47,7 +47,7 @@ async def serve(
 ) -> None:
     app = make_app(config, loaded, logger=logger)
     log = app[SERVICES].log
-    runner = web.AppRunner(
+    runner = ProxyRunner(
         app,
         shutdown_timeout=config.shutdown_grace,
         # aiohttp arms this timer when a connection opens: a client slow to send its headers is cut.

@@ -45,7 +45,8 @@ def parse_body(raw: bytes) -> Any:
             parse_float=Decimal,
             parse_constant=_no_constants,
         )
-    except (ValueError, RecursionError):
+    except (ValueError, RecursionError, ArithmeticError):
+        # ArithmeticError: a number Decimal cannot hold (1e9999999999999999999) is not one we can check.
         raise BadRequestError("the body is not valid JSON") from None
     if (isinstance(value, dict) and "_method" in value) or (
         isinstance(value, dict) and isinstance(value.get("data"), dict) and "_method" in value["data"]

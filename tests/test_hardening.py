@@ -230,7 +230,6 @@ async def test_c5_a_method_the_route_does_not_take_is_405_before_the_backend(
     assert rig.script.received == []  # Up=0: not even the caller's facts
 
 
-@pytest.mark.xfail(strict=True, reason="proxy bug: 405 answers carry no Allow header (RFC 9110 §15.5.6: MUST)")
 async def test_c5_a_405_names_the_methods_the_route_allows(rig: Rig) -> None:
     ex = await rig.raw(request("PUT", "/api/v4/contacts/900.json", [*A2, JSON_CT], BODY), idle=1.0, responses=1)
     assert ex.first == 405
@@ -641,21 +640,11 @@ async def test_g7_upgrades_and_prefaces_are_never_tunnelled(rig: Rig, name: str)
         assert ex.first is not None and ex.first >= 400 and rig.script.received == []
 
 
-VERSION_BUG = pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "proxy bug: a request line claiming HTTP/2.0 (both parsers) or HTTP/0.9 (llhttp) is served - answered "
-        "`HTTP/2.0 200 OK` / `HTTP/0.9 401` with HTTP/1.1 framing - and forwarded (or its facts fetched); only "
-        "HTTP/1.0 and 1.1 should be served (505/400, Up=0)"
-    ),
-)
-
-
 @pytest.mark.parametrize(
     "line",
     [
-        pytest.param(b"GET /api/v4/contacts.json HTTP/2.0", id="HTTP/2.0", marks=VERSION_BUG),
-        pytest.param(b"GET /api/v4/contacts.json", id="HTTP/0.9", marks=VERSION_BUG),
+        pytest.param(b"GET /api/v4/contacts.json HTTP/2.0", id="HTTP/2.0"),
+        pytest.param(b"GET /api/v4/contacts.json", id="HTTP/0.9"),
         pytest.param(b"GET /api/v4/contacts.json HTTP/3.0", id="HTTP/3.0"),
         pytest.param(b"GET /api/v4/contacts.json HTTP/1.1x", id="HTTP/1.1x"),
         pytest.param(b"GET /api/v4/contacts.json HTTP/11", id="HTTP/11"),
@@ -1182,16 +1171,6 @@ async def test_k5_a_client_gone_mid_body_forwards_nothing(settings_file: Path, t
         await backend.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "proxy bug: a client that goes away is counted as an internal error - status 500, error InternalError, an "
-        "`internal_error` log line, a 500 in the metrics (the soak run shows them when wrk stops). (a) policed "
-        "write, client reset mid-body: policed.py _read_body maps only TimeoutError (the same hole gives a real "
-        "500 answer for a bad chunk under the Python parser); (b) relayed request whose client left before the "
-        "backend answered: relay.py's client.prepare() raises outside its try"
-    ),
-)
 async def test_k4_k5_a_client_that_goes_away_is_not_counted_as_an_internal_error(
     settings_file: Path, tmp_path: Path
 ) -> None:
@@ -1508,12 +1487,6 @@ async def _raise_in_backend(request: web.Request) -> web.Response:
     raise RuntimeError(CANARY)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="proxy bug: aiohttp's own 400 page for a malformed request is served as is "
-    "(text/plain, not the API's error body) and quotes up to ~100 bytes of the "
-    "request, e.g. `b'Authorization: Bearer token-2\\x01'`",
-)
 async def test_m1_a_malformed_request_gets_the_generic_error_body_without_its_own_bytes(rig: Rig) -> None:
     ex = await rig.raw(
         request("GET", "/api/v4/contacts.json", [("Host", HOST), ("Authorization", "Bearer token-SECRET-m1\x01")]),
@@ -1525,13 +1498,6 @@ async def test_m1_a_malformed_request_gets_the_generic_error_body_without_its_ow
     assert orjson.loads(ex.responses[0].body)["error"]["type"] == "BadRequest"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="proxy bug: a JSON number whose exponent Decimal cannot hold "
-    "(1e9999999999999999999) raises decimal.InvalidOperation in "
-    "writebody.parse_body, which is not mapped: 500 instead of 400 "
-    "(found by fuzz/fuzz_writebody.py)",
-)
 async def test_m1_an_unrepresentable_number_in_a_write_is_400_not_500(rig: Rig, http: aiohttp.ClientSession) -> None:
     async with http.post(
         rig.url(WRITE),
@@ -1582,12 +1548,6 @@ async def test_m2_logs_hold_no_token_hidden_name_or_body(settings_file: Path, ht
             await rig.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="proxy bug: aiohttp's server logger writes parser errors to stderr as a "
-    "traceback quoting up to ~100 bytes of the request, so a malformed header "
-    "puts an Authorization value in the proxy's logs",
-)
 async def test_m2_a_malformed_request_does_not_put_its_token_in_the_process_logs(
     settings_file: Path, tmp_path: Path
 ) -> None:
@@ -1664,12 +1624,6 @@ async def test_m3_the_backends_address_never_reaches_the_client(rig: Rig, http: 
     ), policed_index
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="proxy bug: Content-Location and Link response headers are copied as the "
-    "backend wrote them, so they carry the backend's origin (M3); Location is "
-    "rewritten, these are not",
-)
 @pytest.mark.parametrize(
     "path", ["/api/v4/activities/5.json?fields=id", "/unpoliced/thing"], ids=["policed", "relayed"]
 )

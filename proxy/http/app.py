@@ -5,12 +5,16 @@ The upstream session lives in `cleanup_ctx`, one per app; everything else under 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
 from aiohttp import web
+from aiohttp.web_protocol import RequestHandler
+from aiohttp.web_request import BaseRequest
 
 from ..config import RunConfig
+from ..errors import error_body
 from ..facts.service import FactsService
 from ..log import make_logger
 from ..metrics import Metrics
@@ -50,6 +54,55 @@ def make_app(config: RunConfig, loaded: Loaded, *, logger: Any = None) -> web.Ap
     app.cleanup_ctx.append(upstream_session)
     app.router.add_route("*", "/{tail:.*}", handle)
     return app
+
+
+_WIRE_TYPES = {400: "BadRequest", 408: "RequestTimeout", 413: "PayloadTooLarge",
+               431: "RequestHeaderFieldsTooLarge", 500: "InternalServerError"}
+
+
+class _ProxyRequestHandler(RequestHandler):
+    """aiohttp answers requests it cannot parse itself, with a page quoting up to ~100 of the
+    request's bytes (a token among them) and a traceback in its log. Ours is the API's generic body,
+    and the log it writes to is silenced (see ProxyRunner)."""
+
+    def handle_error(
+        self, request: BaseRequest, status: int = 500, exc: BaseException | None = None, message: str | None = None
+    ) -> web.StreamResponse:
+        super().handle_error(request, status, exc, None)  # raises if a response was already started
+        response = web.Response(
+            status=status, body=error_body(_WIRE_TYPES.get(status, "Error"), "the request could not be read"),
+            content_type="application/json",
+        )
+        response.force_close()
+        return response
+
+
+class _ProxyServer(web.Server):
+    def __call__(self) -> RequestHandler:
+        return _ProxyRequestHandler(self, loop=self._loop, **self._kwargs)
+
+
+def quiet_logger() -> logging.Logger:
+    """Where aiohttp's own connection-level errors go: nowhere, since they quote request bytes."""
+    logger = logging.getLogger("redaction_proxy.aiohttp_server")
+    logger.propagate = False
+    if not logger.handlers:
+        logger.addHandler(logging.NullHandler())
+    return logger
+
+
+class ProxyRunner(web.AppRunner):
+    """An AppRunner whose connections answer unparseable requests with the API's generic error body."""
+
+    def __init__(self, app: web.Application, **kwargs: Any) -> None:
+        super().__init__(app, logger=quiet_logger(), **kwargs)
+
+    async def _make_server(self) -> web.Server:
+        server = await super()._make_server()
+        # aiohttp builds its Server with no seam for the connection handler class; swapping the class
+        # of the one instance it made is the smallest change that keeps everything else aiohttp's.
+        server.__class__ = _ProxyServer
+        return server
 
 
 def reload(app: web.Application, loaded: Loaded) -> None:

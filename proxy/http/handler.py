@@ -6,9 +6,17 @@ from __future__ import annotations
 
 import time
 
-from aiohttp import web
+from aiohttp import HttpVersion10, HttpVersion11, web
 
-from ..errors import MethodNotAllowedError, NotFoundError, ProxyError, UnavailableError, error_body
+from ..errors import (
+    BadRequestError,
+    ClientGoneError,
+    MethodNotAllowedError,
+    NotFoundError,
+    ProxyError,
+    UnavailableError,
+    error_body,
+)
 from ..policy.canonical import canonicalise
 from .headers import check_request_headers, request_id
 from .policed import handle_policed
@@ -34,8 +42,12 @@ async def handle(request: web.Request) -> web.StreamResponse:
         outcome.error = type(exc).__name__
         response = web.Response(
             status=exc.status, body=exc.body(),
-            headers={"Content-Type": "application/json; charset=utf-8", "Cache-Control": "private"},
+            headers={"Content-Type": "application/json; charset=utf-8", "Cache-Control": "private", **exc.headers},
         )
+    except ConnectionError:
+        # The client went away mid-request: there is no one to answer, and it is not our fault.
+        outcome.error = ClientGoneError.__name__
+        response = web.Response(status=ClientGoneError.status)
     except Exception:
         # A bug is a 500 with a generic body, never a pass-through and never a traceback to the client.
         outcome.error = "InternalError"
@@ -67,8 +79,11 @@ async def handle(request: web.Request) -> web.StreamResponse:
 async def _route(request: web.Request, outcome: Outcome, live: Loaded) -> web.StreamResponse:
     services = request.app[SERVICES]
     if request.method not in ALLOWED_METHODS:
-        raise MethodNotAllowedError("this method is not relayed")
-    check_request_headers(request.headers)
+        raise MethodNotAllowedError("this method is not relayed", headers={"Allow": ", ".join(sorted(ALLOWED_METHODS))})
+    if request.version not in (HttpVersion10, HttpVersion11):
+        # An HTTP/0.9 or 2.0 request line reaching this HTTP/1.1 server is a confused or hostile peer.
+        raise BadRequestError("only HTTP/1.0 and HTTP/1.1 are served")
+    check_request_headers(request.headers, request.raw_headers)
     target = canonicalise(request.raw_path)
     segments = target.match_segments
     if not live.policies.policed(segments):
@@ -81,5 +96,7 @@ async def _route(request: web.Request, outcome: Outcome, live: Loaded) -> web.St
     outcome.route = match.route.template
     method = "GET" if request.method == "HEAD" else request.method
     if method not in match.route.methods:
-        raise MethodNotAllowedError(f"{request.method} is not allowed on {match.route.template}")
+        allow = ", ".join(sorted(match.route.methods | ({"HEAD"} if "GET" in match.route.methods else set())))
+        raise MethodNotAllowedError(f"{request.method} is not allowed on {match.route.template}",
+                                    headers={"Allow": allow})
     return await handle_policed(request, services, live, match, target, outcome)

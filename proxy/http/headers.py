@@ -36,6 +36,8 @@ POLICED_RESPONSE_DROP = frozenset({
 })
 SINGLETONS = ("authorization", "content-type", "x-api-version", "if-match", "host")
 _ALIAS = re.compile(r"[_.]")
+_VISIBLE = re.compile(rb"[!-~]+\Z")
+_VALUE_BYTES = re.compile(rb"[\t -~]*\Z")
 _REQUEST_ID = re.compile(r"[A-Za-z0-9\-]{1,64}\Z")
 
 
@@ -46,8 +48,12 @@ def _named_by_connection(headers: CIMultiDictProxy[str] | CIMultiDict[str]) -> s
     return named
 
 
-def check_request_headers(headers: CIMultiDictProxy[str]) -> None:
-    """Refuse what could be read two ways: method overrides, duplicated singletons."""
+def check_request_headers(headers: CIMultiDictProxy[str], raw: tuple[tuple[bytes, bytes], ...] = ()) -> None:
+    """Refuse what could be read two ways: method overrides, duplicated singletons, bytes outside
+    visible ASCII (the two parsers aiohttp can run with read them differently)."""
+    for raw_name, raw_value in raw:
+        if not _VISIBLE.match(raw_name) or not _VALUE_BYTES.match(raw_value):
+            raise BadRequestError("a header holds bytes outside visible ASCII")
     for name in headers:
         if name.lower() in METHOD_OVERRIDES or _ALIAS.sub("-", name.lower()) in METHOD_OVERRIDES:
             raise BadRequestError("method override headers are not accepted")
@@ -93,7 +99,7 @@ def client_response_headers(upstream: CIMultiDictProxy[str], *, policed: bool) -
             continue
         if policed and low in POLICED_RESPONSE_DROP:
             continue
-        if low == "location":
+        if low in ("location", "content-location", "link"):
             continue  # rewritten onto the public origin by the caller (links.py)
         out.add(name, value)
     return out

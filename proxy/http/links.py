@@ -5,7 +5,11 @@ Paging links carry the client's own `fields`, never the ones the proxy added for
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
+
 from aiohttp import web
+from multidict import CIMultiDict
 from yarl import URL
 
 from ..errors import UndecidableError
@@ -33,6 +37,22 @@ def rewrite_link(link: str, upstream: URL, public: URL, client_fields: str | Non
         query.insert(0, ("fields", client_fields))
     rebuilt = public.with_path(url.path).with_query(query)
     return str(rebuilt)
+
+
+LINK_HEADERS = ("Location", "Content-Location", "Link")
+_LINK_TARGET = re.compile(r"<([^>]*)>")
+
+
+def copy_link_headers(upstream_headers: Mapping[str, str], out: CIMultiDict[str], upstream: URL, public: URL) -> None:
+    """Location, Content-Location and Link, with targets on the backend's origin moved to the public one."""
+    for name in LINK_HEADERS:
+        value = upstream_headers.get(name)
+        if value is None:
+            continue
+        if name == "Link":
+            out[name] = _LINK_TARGET.sub(lambda m: f"<{rewrite_location(m.group(1), upstream, public)}>", value)
+        else:
+            out[name] = rewrite_location(value, upstream, public)
 
 
 def rewrite_location(location: str, upstream: URL, public: URL) -> str:

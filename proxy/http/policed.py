@@ -15,6 +15,7 @@ from typing import Any
 import aiohttp
 import orjson
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from multidict import CIMultiDict
 
 from ..check import Violation, check_hours_edit, check_request, hours_edit_checks
@@ -22,6 +23,7 @@ from ..decide import make_plan
 from ..errors import (
     BadGatewayError,
     BadRequestError,
+    ClientGoneError,
     PayloadTooLargeError,
     ProxyError,
     RequestTimeoutError,
@@ -35,7 +37,7 @@ from ..policy.model import Match, Shape
 from ..writebody import check_content_type, encode_body, parse_body
 from .exchange import Exchange
 from .headers import client_response_headers, mark_private, upstream_request_headers
-from .links import public_origin, rewrite_location
+from .links import copy_link_headers, public_origin
 from .relay import relay
 from .respond import respond_index, respond_show
 from .state import Loaded, Outcome, Services
@@ -118,9 +120,7 @@ async def _respond(x: Exchange, response: aiohttp.ClientResponse, method: str) -
     status = response.status
     headers = client_response_headers(response.headers, policed=True)
     headers["X-Request-Id"] = x.outcome.request_id
-    location = response.headers.get("Location")
-    if location is not None:
-        headers["Location"] = rewrite_location(location, x.services.upstream.origin, x.public)
+    copy_link_headers(response.headers, headers, x.services.upstream.origin, x.public)
     if status in (204, 205) or (300 <= status < 400 and status != 304):
         mark_private(headers)
         return web.Response(status=status, headers=headers)  # redirects are relayed, never followed
@@ -169,6 +169,10 @@ async def _read_body(request: web.Request, services: Services, method: str) -> b
             return await read_capped(request.content, services.config.max_write_body, too_large)
     except TimeoutError:
         raise RequestTimeoutError("the request body took too long") from None
+    except ConnectionError:
+        raise ClientGoneError("the client went away while sending its body") from None
+    except HttpProcessingError:
+        raise BadRequestError("the request body is malformed") from None
 
 
 def _parse_body(request: web.Request, raw: bytes | None) -> Any:

@@ -13,7 +13,7 @@ from aiohttp import web
 from ..errors import BadGatewayError, GatewayTimeoutError
 from ..policy.canonical import CanonicalTarget, render_target
 from .headers import client_response_headers, upstream_request_headers
-from .links import public_origin, rewrite_location
+from .links import copy_link_headers, public_origin
 from .state import Outcome, Services
 
 CHUNK = 256 * 1024
@@ -34,10 +34,8 @@ async def relay(
         outcome.upstream_status = response.status
         out_headers = client_response_headers(response.headers, policed=False)
         out_headers["X-Request-Id"] = outcome.request_id
-        if "Location" in response.headers:
-            out_headers["Location"] = rewrite_location(
-                response.headers["Location"], services.upstream.origin,
-                public_origin(request, services.config.public_origin))
+        copy_link_headers(response.headers, out_headers, services.upstream.origin,
+                          public_origin(request, services.config.public_origin))
         if "Content-Length" in response.headers:
             out_headers["Content-Length"] = response.headers["Content-Length"]
         client = web.StreamResponse(status=response.status, reason=None, headers=out_headers)

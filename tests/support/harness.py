@@ -14,7 +14,7 @@ from yarl import URL
 
 from proxy.config import build_config
 from proxy.http.admin import make_admin_app
-from proxy.http.app import make_app
+from proxy.http.app import ProxyRunner, make_app
 from proxy.http.state import SERVICES, Services
 from proxy.log import make_logger
 from proxy.serve import load
@@ -49,6 +49,13 @@ class RunningProxy:
         await self.server.close()
 
 
+class ProxyTestServer(TestServer):
+    """A TestServer running the app as `serve` does: ProxyRunner, no handler cancellation."""
+
+    async def _make_runner(self, **kwargs: Any) -> web.BaseRunner:
+        return ProxyRunner(self.app, **{**kwargs, "handler_cancellation": False})
+
+
 async def start_proxy(
     upstream: URL | str,
     settings: Path,
@@ -65,7 +72,7 @@ async def start_proxy(
     config = build_config(namespace, environ={})
     logs = io.StringIO()
     app = make_app(config, load(config.policies, config.settings), logger=make_logger(logs, "debug"))
-    server = TestServer(app, port=0)
+    server = ProxyTestServer(app, port=0)
     await server.start_server(keepalive_timeout=config.client_header_timeout)
     admin = TestServer(make_admin_app(app), port=0)
     await admin.start_server()
