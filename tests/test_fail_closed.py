@@ -351,3 +351,11 @@ async def test_an_unknown_caller_gets_401(rig: Rig, http: aiohttp.ClientSession)
     async with http.get(rig.url("/api/v4/contacts.json"), headers={"Authorization": "Bearer nobody"}) as r:
         assert r.status == 401
     assert not rig.script.forwarded
+
+
+@pytest.mark.parametrize("query", ["contact_id=950", "ids[]=950", "vendor_id=950", "matter_id=500"])
+async def test_a_write_cannot_move_a_reference_into_the_query(rig: Rig, http: aiohttp.ClientSession, query: str) -> None:
+    async with http.post(rig.url(f"/api/v4/notes.json?fields=id&{query}"),
+                         headers={**AUTH, "Content-Type": "application/json"}, data=b'{"data":{"subject":"s"}}') as r:
+        assert r.status == 400
+    assert not rig.script.forwarded

@@ -56,6 +56,10 @@ async def handle_policed(
     method = "GET" if request.method == "HEAD" else request.method
     enforce = services.enforce
     authorization = request.headers.get("Authorization", "")
+    if method != "GET" and any(key != "fields" for key, _ in target.query):
+        # A write's references are checked in its body; one moved to the query (`?contact_id=5`,
+        # `ids[]=5`) would not be, so a policed write takes no parameter but `fields`.
+        raise BadRequestError("a write on a policed endpoint takes no query parameter but fields")
     raw_body = await _read_body(request, services, method)
     try:
         body = _parse_body(request, raw_body)
