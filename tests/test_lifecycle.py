@@ -12,6 +12,7 @@ from aiohttp import web
 from tests.conftest import RESTRICTED, write_settings
 from tests.support.harness import start_app
 from tests.support.process import spawn_proxy
+from tests.support.wire import rss_mb
 from tests.support.scripted import Script, make_scripted_app
 
 
@@ -88,13 +89,6 @@ async def test_sighup_reloads_and_keeps_the_old_config_when_the_new_one_is_inval
         await backend.close()
 
 
-def _peak_rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    raise AssertionError("no VmHWM")
-
-
 async def test_a_200_mb_unpoliced_body_streams_in_bounded_memory(settings_file: Path) -> None:
     size = 200 * 1024 * 1024
     chunk = b"\x00" * (256 * 1024)
@@ -118,7 +112,7 @@ async def test_a_200_mb_unpoliced_body_streams_in_bounded_memory(settings_file: 
             async for part in r.content.iter_chunked(1 << 20):
                 received += len(part)
         assert received == size
-        peak = _peak_rss_mb(proxy.process.pid)
+        peak = rss_mb(proxy.process.pid, "VmHWM:")
         print(f"proxy peak RSS relaying 200 MB: {peak:.1f} MB")
         assert peak < 100, peak
     finally:

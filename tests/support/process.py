@@ -40,19 +40,21 @@ class ProxyProcess:
         self.process.wait(10)
 
 
-async def spawn_proxy(upstream: str, settings: Path, *extra: str, log: Path | None = None) -> ProxyProcess:
+async def spawn_proxy(
+    upstream: str, settings: Path, *extra: str, log: Path | None = None, env: dict[str, str] | None = None
+) -> ProxyProcess:
     port, admin = free_port(), free_port()
     out = open(log, "wb") if log else subprocess.DEVNULL  # noqa: SIM115 - the child keeps its own copy
     process = subprocess.Popen(
         [sys.executable, "-m", "proxy.cli", "serve", "--upstream", upstream, "--settings", str(settings),
          "--listen", f"127.0.0.1:{port}", "--admin-listen", f"127.0.0.1:{admin}", *extra],
-        stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
     )
     if log:
         out.close()  # type: ignore[union-attr]
     running = ProxyProcess(process, port, admin)
     async with aiohttp.ClientSession() as session:
-        for _ in range(200):
+        for _ in range(300):
             try:
                 async with session.get(f"{running.admin_url}/healthz") as r:
                     if r.status == 200:

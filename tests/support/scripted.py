@@ -50,10 +50,10 @@ def is_facts_query(path_qs: str) -> bool:
     parts = urlsplit(path_qs)
     fields = parse_qs(parts.query).get("fields", [""])[0]
     return (
-        parts.path == "/api/v4/users/who_am_i.json" and fields == "id,name,email,roles"
-        or parts.path == "/api/v4/matters.json" and "responsible_attorney{id}" in fields
-        or parts.path == "/api/v4/relationships.json" and fields == "id,contact{id},matter{id}"
-        or parts.path == "/api/v4/contacts.json" and "creator_id=" in parts.query
+        (parts.path == "/api/v4/users/who_am_i.json" and fields == "id,name,email,roles")
+        or (parts.path == "/api/v4/matters.json" and "responsible_attorney{id}" in fields)
+        or (parts.path == "/api/v4/relationships.json" and fields == "id,contact{id},matter{id}")
+        or (parts.path == "/api/v4/contacts.json" and "creator_id=" in parts.query)
     )
 
 

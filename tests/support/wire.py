@@ -5,19 +5,15 @@ subprocess with a chosen environment (for the parser matrix)."""
 from __future__ import annotations
 
 import asyncio
-import os
 import socket
 import struct
-import subprocess
-import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import aiohttp
 import orjson
 
-from tests.support.process import ProxyProcess, free_port
+from tests.support.process import ProxyProcess, spawn_proxy
 
 # --- raw client ----------------------------------------------------------------------------------
 
@@ -317,44 +313,7 @@ async def spawn_proxy_env(
     log: Path | None = None,
 ) -> ProxyProcess:
     """Like tests.support.process.spawn_proxy, with extra environment (e.g. AIOHTTP_NO_EXTENSIONS)."""
-    port, admin = free_port(), free_port()
-    out = open(log, "wb") if log else subprocess.DEVNULL  # noqa: SIM115 - the child keeps its own copy
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "proxy.cli",
-            "serve",
-            "--upstream",
-            upstream,
-            "--settings",
-            str(settings),
-            "--listen",
-            f"127.0.0.1:{port}",
-            "--admin-listen",
-            f"127.0.0.1:{admin}",
-            *extra,
-        ],
-        stdout=out,
-        stderr=subprocess.STDOUT,
-        env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
-    )
-    if log:
-        out.close()  # type: ignore[union-attr]
-    running = ProxyProcess(process, port, admin)
-    async with aiohttp.ClientSession() as session:
-        for _ in range(300):
-            try:
-                async with session.get(f"{running.admin_url}/healthz") as r:
-                    if r.status == 200:
-                        return running
-            except aiohttp.ClientError:
-                pass
-            if process.poll() is not None:
-                raise RuntimeError(f"proxy exited with {process.returncode}")
-            await asyncio.sleep(0.05)
-    running.stop()
-    raise RuntimeError("proxy did not start")
+    return await spawn_proxy(upstream, settings, *extra, log=log, env=env)
 
 
 def rss_mb(pid: int, key: str = "VmRSS:") -> float:
