@@ -34,20 +34,9 @@ with atheris.instrument_imports(include=["proxy"]):
     from proxy.policy.fields import parse_fields
     from proxy.policy.load import load_policies
     from proxy.transform import transform_element
+    from tests.conftest import ALL, RESTRICTED  # the same settings the tests use
 
 REPO = Path(__file__).resolve().parents[1]
-ALL = {
-    "contacts_visibility": "all",
-    "activity_hours_visibility": "all",
-    "billing_rate_visibility": "all",
-    "permissions": ["matters", "documents", "contacts", "personal_injury"],
-}
-RESTRICTED = {
-    "contacts_visibility": "restricted",
-    "activity_hours_visibility": "own_and_responsible_attorney",
-    "billing_rate_visibility": "own",
-    "permissions": ["matters", "documents", "contacts"],
-}
 VISIBLE = frozenset(range(100, 120))  # contacts 100..119 are visible; anything else is hidden
 RESPONSIBLE = frozenset({500})
 CONTACT_TYPES = ("Person", "Company")

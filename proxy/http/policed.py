@@ -81,9 +81,11 @@ async def handle_policed(
         outcome.undecidable = exc.message
         return await relay(request, services, target, outcome, body=raw_body)
 
+    segments = (*loaded.policies.base, *_template_segments(route.segments, match.params))
+    segments = (*segments[:-1], segments[-1] + ".json")  # the matched path, as it is forwarded
     violations = check_request(route, method, match.params, body, viewer)
     for binding in hours_edit_checks(route, method, body, viewer):
-        activity = await _prefetch(services, loaded, route.template, match.params, authorization, binding.fields)
+        activity = await _prefetch(services, segments, authorization)
         if activity is not None and (v := check_hours_edit(binding, activity, viewer)) is not None:
             violations.append(v)
     if violations:
@@ -95,12 +97,10 @@ async def handle_policed(
     query = target.query
     if plan.upstream_selection is not None:
         query = _with_fields(query, render_fields(plan.upstream_selection))
-    segments = (*loaded.policies.base, *_template_segments(route.segments, match.params))
-    segments = (*segments[:-1], segments[-1] + ".json")
     forward = render_target(segments, query)
     x = Exchange(
         request, services, loaded, route, method, viewer, plan, authorization, fields_text,
-        _count_target(route.template, segments, target.query, loaded) if plan.filters else None,
+        _count_target(route.template, segments, target.query) if plan.filters else None,
         public_origin(request, services.config.public_origin), outcome,
     )
     headers = upstream_request_headers(request, policed=True, request_id=outcome.request_id)
@@ -129,7 +129,7 @@ async def _respond(x: Exchange, response: aiohttp.ClientResponse, method: str) -
         mark_private(headers)
         return web.Response(status=status, headers=headers)  # redirects are relayed, never followed
     if status >= 400:
-        return await _error_from_backend(x, response, headers)
+        return await _error_from_backend(response, headers)
     if status not in (200, 201):
         raise BadGatewayError(f"the backend answered {status}, which cannot be examined")  # 206, 304...
     if x.route.shape is Shape.RELAY:
@@ -139,9 +139,7 @@ async def _respond(x: Exchange, response: aiohttp.ClientResponse, method: str) -
     return await respond_show(x, response, headers)
 
 
-async def _error_from_backend(
-    x: Exchange, response: aiohttp.ClientResponse, headers: CIMultiDict[str]
-) -> web.Response:
+async def _error_from_backend(response: aiohttp.ClientResponse, headers: CIMultiDict[str]) -> web.Response:
     """The backend's status and error type pass; its message does not (it may quote hidden names)."""
     raw = await read_limited(response, 64 * 1024)
     wire_type = "Error"
@@ -188,16 +186,11 @@ def _parse_body(request: web.Request, raw: bytes | None) -> Any:
     return parse_body(raw)
 
 
-async def _prefetch(
-    services: Services, loaded: Loaded, template: str, params: dict[str, int], authorization: str,
-    fields: tuple[str, ...],
-) -> Any:
+async def _prefetch(services: Services, segments: tuple[str, ...], authorization: str) -> Any:
     """The activity as the backend has it, with what the hours rule reads (for a PATCH check)."""
-    activity_id = next(iter(params.values()))
-    path = "/" + "/".join((*loaded.policies.base, template.strip("/").split("/")[0], f"{activity_id}.json"))
     try:
         status, body = await services.upstream.get_json(
-            f"{path}?fields=id,type,user%7Bid%7D,matter%7Bid%7D", authorization)
+            render_target(segments, (("fields", "id,type,user{id},matter{id}"),)), authorization)
     except ProxyError as exc:
         raise UnavailableError("the activity could not be checked") from exc
     if status == 404:
@@ -227,9 +220,7 @@ def _template_segments(segments: tuple[str | None, ...], params: dict[str, int])
     return tuple(s if s is not None else str(next(ids)) for s in segments)
 
 
-def _count_target(
-    template: str, segments: tuple[str, ...], query: tuple[tuple[str, str], ...], loaded: Loaded
-) -> str | None:
+def _count_target(template: str, segments: tuple[str, ...], query: tuple[tuple[str, str], ...]) -> str | None:
     """None when the visible set itself is the honest count (the unfiltered contacts index)."""
     filters = tuple((k, v) for k, v in query if k not in PAGING_PARAMS)
     if template == "/contacts" and not filters:

@@ -14,6 +14,8 @@ from pathlib import Path
 import orjson
 
 from tests.support.process import ProxyProcess, spawn_proxy
+from tests.support.raw import read_request
+from tests.support.raw import response as http_response
 
 # --- raw client ----------------------------------------------------------------------------------
 
@@ -208,24 +210,8 @@ def _index_body(records: list[object]) -> bytes:
     return orjson.dumps({"data": records, "meta": {"paging": {}, "records": len(records)}})
 
 
-def http_response(status: str, body: bytes, headers: dict[str, str] | None = None) -> bytes:
-    lines = [f"HTTP/1.1 {status}"] + [f"{k}: {v}" for k, v in (headers or {}).items()]
-    if not any(k.lower() in ("content-length", "transfer-encoding") for k in (headers or {})):
-        lines.append(f"Content-Length: {len(body)}")
-    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
-
-
 def _json(body: bytes) -> bytes:
     return http_response("200 OK", body, {"Content-Type": "application/json"})
-
-
-async def read_one(reader: asyncio.StreamReader) -> bytes:
-    head = await reader.readuntil(b"\r\n\r\n")
-    length = 0
-    for line in head.split(b"\r\n"):
-        if line.lower().startswith(b"content-length:"):
-            length = int(line.split(b":", 1)[1])
-    return head + (await reader.readexactly(length) if length else b"")
 
 
 def facts_answer(head: bytes, matters: list[dict[str, object]] | None = None) -> bytes | None:
@@ -283,7 +269,7 @@ async def start_raw_api(answer: RawAnswer, matters: list[dict[str, object]] | No
         api.connections += 1
         try:
             while True:
-                raw = await read_one(reader)
+                raw = await read_request(reader)
                 facts = facts_answer(raw, matters)
                 if facts is not None:
                     writer.write(facts)
