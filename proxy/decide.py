@@ -31,8 +31,11 @@ _APPLY_ORDER = {
 }
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Decision:
+    """One object to redact or record to drop. Not frozen: a frozen dataclass sets each field through
+    object.__setattr__, and a restricted page makes one of these per hidden object."""
+
     rule: Rule
     action: Action
     path: str                 # JSON path of the object, e.g. data[3].vendor
@@ -54,14 +57,37 @@ class Plan:
     bindings: tuple[Binding, ...]
     upstream_selection: Selection | None  # None: the client's request is forwarded as it is
     added: Added
-    rules: tuple[tuple[Binding, RespondRule], ...] = ()  # the bindings with their rules, looked up once
+    steps: tuple[_Step, ...] = ()  # the bindings compiled for decide, in the order apply needs
+    strips: bool = False           # whether augmentation added anything to strip
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "rules", tuple((b, RESPOND_RULES[b.action]) for b in self.bindings))
+        ordered = sorted(self.bindings, key=lambda b: _APPLY_ORDER[b.action])
+        object.__setattr__(self, "steps", tuple(_Step.of(b) for b in ordered))
+        object.__setattr__(self, "strips", bool(self.added))
 
     @property
     def filters(self) -> bool:
         return any(b.action is Action.FILTER_CONTACTS for b in self.bindings)
+
+
+@dataclass(frozen=True, slots=True)
+class _Step:
+    """One binding ready for decide: its rule looked up, and how to reach its objects.
+
+    `key` is set when the location is one plain key (`vendor`): a single lookup, the common case.
+    Otherwise the location's generic find is used, or the record itself when `at` is None.
+    """
+
+    binding: Binding
+    rule: RespondRule
+    action: Action
+    key: str | None
+
+    @staticmethod
+    def of(binding: Binding) -> _Step:
+        at = binding.at
+        key = at.steps[0][0] if at is not None and len(at.steps) == 1 and not at.steps[0][1] else None
+        return _Step(binding, RESPOND_RULES[binding.action], binding.action, key)
 
 
 def make_plan(route: Route, viewer: Viewer, client: Selection | None, *, index: bool = True) -> Plan:
@@ -115,38 +141,44 @@ def _needs(binding: Binding, reads: tuple[tuple[str, str | None], ...]) -> list[
 
 
 def decide(record: Any, path: str, plan: Plan, viewer: Viewer) -> list[Decision]:
-    """The decisions for one record (`path` is its JSON path, e.g. data[3]). Raises UndecidableError."""
+    """The decisions for one record (`path` is its JSON path, e.g. data[3]), in the order apply
+    carries them out. Raises UndecidableError."""
     out: list[Decision] = []
-    for binding, rule in plan.rules:
+    for step in plan.steps:
+        binding, rule = step.binding, step.rule
         if binding.at is None:
             if rule.hidden(record, binding, viewer):
-                out.append(Decision(rule.rule, binding.action, path, record))
+                out.append(Decision(rule.rule, step.action, path, record))
+            continue
+        key = step.key
+        if key is not None:
+            obj = record.get(key) if isinstance(record, dict) else None
+            if obj is not None and rule.hidden(obj, binding, viewer):
+                out.append(Decision(rule.rule, step.action, f"{path}.{key}", obj, record, key))
             continue
         try:
             found = binding.at.find(record)
         except TypeError:
             raise UndecidableError(f"`{binding.at.text}` has an unexpected shape") from None
-        for suffix, container, key, obj in found:
+        for suffix, container, where, obj in found:
             if rule.hidden(obj, binding, viewer):
-                out.append(Decision(rule.rule, binding.action, path + suffix, obj, container, key))
+                out.append(Decision(rule.rule, step.action, path + suffix, obj, container, where))
     return out
 
 
 def apply(record: dict[str, Any], decisions: list[Decision]) -> dict[str, Any] | None:
-    """Carry out the decisions on one record; None when the record is filtered out."""
-    holder: list[Any] = [record]
-    ordered = decisions if len(decisions) < 2 else sorted(decisions, key=lambda d: _APPLY_ORDER[d.action])
-    for decision in ordered:
+    """Carry out the decisions (in decide's order) on one record; None when it is filtered out."""
+    for decision in decisions:
         if decision.action is Action.FILTER_CONTACTS:
             return None
         rule = RESPOND_RULES[decision.action]
         if decision.container is None:
-            rule.redact(holder, 0, holder[0])
+            holder: list[Any] = [record]
+            rule.redact(holder, 0, record)  # a rule may replace the record itself (a contact stub)
+            record = holder[0]
         else:
             assert decision.key is not None
             target = decision.container[decision.key]
             if isinstance(target, dict):
                 rule.redact(decision.container, decision.key, target)
-    result: dict[str, Any] = holder[0]
-    return result
-
+    return record

@@ -21,11 +21,11 @@ def transform_record(
     """The record to send (None: filtered out) and the decisions taken on it."""
     if not isinstance(record, dict):
         raise UndecidableError("a record is not an object")
-    decisions = decide(record, path, plan, viewer) if plan.bindings else []
+    decisions = decide(record, path, plan, viewer) if plan.steps else []
     out: dict[str, Any] | None = record
     if enforce and decisions:
         out = apply(record, decisions)
-    if out is not None and plan.added:
+    if out is not None and plan.strips:
         strip_added(out, plan.added)
     return out, decisions
 
@@ -41,6 +41,6 @@ def transform_element(
     out, decisions = transform_record(record, path, plan, viewer, enforce=enforce)
     if out is None:
         return None, decisions
-    if not enforce and not plan.added:
+    if not enforce and not plan.strips:
         return raw, decisions  # dry-run changes nothing: the backend's own bytes
     return orjson.dumps(out), decisions

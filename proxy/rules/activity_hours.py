@@ -45,9 +45,9 @@ def hours_hidden(activity: Any, viewer: Viewer) -> bool:
     if not isinstance(activity, dict):
         raise UndecidableError("expected an activity object")
     kind = activity.get("type")
-    if not isinstance(kind, str):
-        raise UndecidableError("an activity lacks its type")
     if kind != "TimeEntry":
+        if not isinstance(kind, str):
+            raise UndecidableError("an activity lacks its type")
         return False
     if ref_id(activity, "user") == viewer.user_id:
         return False

@@ -28,21 +28,31 @@ class RespondRule(Protocol):
         """Carry out the redaction in place (container[key] is obj)."""
 
 
+_MISSING: Any = object()
+
+
 def ref_id(obj: dict[str, Any], name: str) -> int | None:
     """The id of a nested reference (`user`, `matter`): None when the reference is null."""
-    if name not in obj:
-        raise UndecidableError(f"the backend's answer lacks `{name}`")
-    ref = obj[name]
+    ref = obj.get(name, _MISSING)
+    if type(ref) is dict:  # the common case first: one lookup each, no isinstance chain
+        value = ref.get("id")
+        if type(value) is int:
+            return value
     if ref is None:
         return None
+    if ref is _MISSING:
+        raise UndecidableError(f"the backend's answer lacks `{name}`")
     return object_id(ref)
 
 
 def object_id(obj: Any) -> int:
-    """An object's integer id; anything else is undecidable (a string id could alias another)."""
+    """An object's integer id; anything else is undecidable (a string id could alias another).
+
+    `type(...) is int` also refuses bool, which is an int subclass.
+    """
     if not isinstance(obj, dict):
         raise UndecidableError("expected an object")
     value = obj.get("id")
-    if isinstance(value, bool) or not isinstance(value, int):
+    if type(value) is not int:
         raise UndecidableError("an object lacks an integer id")
     return value
