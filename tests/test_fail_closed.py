@@ -178,10 +178,12 @@ async def test_id_type_confusion_in_a_reference_is_refused(rig: Rig, http: aioht
     assert not rig.script.forwarded
 
 
-async def _fault(rig: Rig, handler: Any, http: aiohttp.ClientSession) -> tuple[int, bytes]:
+async def _fault(rig: Rig, handler: Any, http: aiohttp.ClientSession, caller: int = 2) -> tuple[int, bytes]:
     rig.script.fault = handler
+    rig.script.caller = {"id": caller, "roles": []}
     try:
-        async with http.get(rig.url("/api/v4/contacts.json?fields=id,name"), headers=AUTH) as r:
+        headers = {"Authorization": f"Bearer token-{caller}"}
+        async with http.get(rig.url("/api/v4/contacts.json?fields=id,name"), headers=headers) as r:
             return r.status, await r.read()
     except aiohttp.ClientPayloadError:
         return -1, b""
@@ -207,6 +209,19 @@ async def _double_gzip(request: web.Request) -> web.Response:
 
 async def _malformed(request: web.Request) -> web.Response:
     return web.Response(body=b'{"data": [{"id": 950, "name": "' + CANARY.encode() + b'"},', content_type="application/json")
+
+
+async def _record_not_object(request: web.Request) -> web.Response:
+    return web.Response(body=orjson.dumps({"data": [CANARY], "meta": {"records": 1}}), content_type="application/json")
+
+
+async def _bad_utf8(request: web.Request) -> web.Response:
+    return web.Response(body=b'{"data":[{"id":950,"name":"' + CANARY.encode() + b'\xff"}]}',
+                        content_type="application/json")
+
+
+async def _data_not_list(request: web.Request) -> web.Response:
+    return web.Response(body=orjson.dumps({"data": {"id": 950, "name": CANARY}}), content_type="application/json")
 
 
 async def _array(request: web.Request) -> web.Response:
@@ -266,14 +281,20 @@ FAULTS = {
     "html": (_html, 502), "wrong content type": (_wrong_type, 502), "unrequested gzip": (_gzip, 502),
     "stacked gzip": (_double_gzip, 502), "malformed": (_malformed, 502), "bare array": (_array, 502),
     "empty": (_empty, 502), "206": (_partial, 502), "unknown member": (_extra_member, 502),
-    "gzip bomb": (_bomb, 502), "hang": (_hang, 504),
+    "gzip bomb": (_bomb, 502), "hang": (_hang, 504), "record not an object": (_record_not_object, 502),
+    "invalid utf-8": (_bad_utf8, 502), "data not a list": (_data_not_list, 502),
 }
 
 
+@pytest.mark.parametrize("caller", [2, 1], ids=["restricted", "all-visible"])
 @pytest.mark.parametrize("name", list(FAULTS))
-async def test_backend_faults_become_generic_errors(rig: Rig, http: aiohttp.ClientSession, name: str) -> None:
+async def test_backend_faults_become_generic_errors(
+    rig: Rig, http: aiohttp.ClientSession, name: str, caller: int
+) -> None:
+    """The all-visible caller has nothing to decide, so its records take the other path
+    (proxy.envelope): it must refuse the same bodies."""
     handler, status = FAULTS[name]
-    got, body = await _fault(rig, handler, http)
+    got, body = await _fault(rig, handler, http, caller)
     assert got == status, body[:300]
     assert CANARY.encode() not in body
     assert orjson.loads(body)["error"]["type"] in ("BadGateway", "GatewayTimeout")

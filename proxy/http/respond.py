@@ -1,8 +1,10 @@
 """Bodies of policed responses: single objects buffered (bounded), indexes streamed record by record.
 
-Every body is parsed and re-encoded; nothing the backend sent reaches the client unexamined. Once a
-streamed body has started, a failure aborts the connection: the client sees a cut-off transfer, never
-a well-formed document that is missing its end.
+Every body is parsed in full; nothing the backend sent reaches the client unexamined. Records are
+re-encoded after their decisions, except where the caller's plan has nothing to decide or strip:
+then they go out as the backend's bytes (`proxy.envelope`). Once a streamed body has started, a
+failure aborts the connection: the client sees a cut-off transfer, never a well-formed document
+that is missing its end.
 """
 
 from __future__ import annotations
@@ -11,11 +13,13 @@ import hashlib
 from typing import Any
 
 import aiohttp
+import msgspec
 import orjson
 from aiohttp import web
 from isal import isal_zlib
 from multidict import CIMultiDict
 
+from ..envelope import join_index, split_index
 from ..errors import BadGatewayError, GatewayTimeoutError, ProxyError, UndecidableError
 from ..facts.service import auth_digest
 from ..jsonstream import Element, EnvelopeError, IndexSplitter
@@ -162,6 +166,23 @@ async def _respond_index_buffered(
     x: Exchange, response: aiohttp.ClientResponse, headers: CIMultiDict[str]
 ) -> web.Response:
     raw = await read_limited(response, BUFFER_INDEX_BELOW)
+    if not x.plan.steps and not x.plan.strips:
+        records, meta = split_index(raw)  # nothing to decide on: the records' own bytes
+        if meta is not msgspec.UNSET:
+            meta = await _rewrite_meta(x, meta)
+        payload = join_index(records, meta)
+    else:
+        payload = await _transform_index(x, raw)
+    mark_private(headers)
+    headers["Content-Type"] = "application/json; charset=utf-8"
+    if accepts_gzip(x.request) and len(payload) >= GZIP_MIN:
+        compressor = isal_zlib.compressobj(x.services.config.gzip_level, isal_zlib.DEFLATED, 31)
+        payload = compressor.compress(payload) + compressor.flush()
+        headers["Content-Encoding"] = "gzip"
+    return web.Response(status=response.status, body=payload, headers=headers)
+
+
+async def _transform_index(x: Exchange, raw: bytes) -> bytes:
     try:
         doc = orjson.loads(raw)
     except orjson.JSONDecodeError:
@@ -175,20 +196,14 @@ async def _respond_index_buffered(
     kept = []
     for i, record in enumerate(records):
         out, decisions = transform_record(record, f"data[{i}]", x.plan, x.viewer, enforce=enforce)
-        x.note(decisions)
+        if decisions:
+            x.note(decisions)
         if out is not None:
             kept.append(out)
     body: dict[str, Any] = {"data": kept}
     if "meta" in doc:
         body["meta"] = await _rewrite_meta(x, doc["meta"])
-    mark_private(headers)
-    headers["Content-Type"] = "application/json; charset=utf-8"
-    payload = orjson.dumps(body)
-    if accepts_gzip(x.request) and len(payload) >= GZIP_MIN:
-        compressor = isal_zlib.compressobj(x.services.config.gzip_level, isal_zlib.DEFLATED, 31)
-        payload = compressor.compress(payload) + compressor.flush()
-        headers["Content-Encoding"] = "gzip"
-    return web.Response(status=response.status, body=payload, headers=headers)
+    return orjson.dumps(body)
 
 
 async def _stream_index(x: Exchange, response: aiohttp.ClientResponse, emitter: _Emitter) -> None:
@@ -203,7 +218,8 @@ async def _stream_index(x: Exchange, response: aiohttp.ClientResponse, emitter: 
                 path = f"data[{state['index']}]"
                 state["index"] += 1
                 out, decisions = transform_element(piece.raw, path, x.plan, x.viewer, enforce=enforce)
-                x.note(decisions)
+                if decisions:
+                    x.note(decisions)
                 if out is None:
                     continue
                 await emitter.write((b'{"data":[' if state["sent"] == 0 else b",") + out)
