@@ -609,7 +609,7 @@ def pipeline(stack: Stack, per_record: float, megabytes: float) -> tuple[float, 
     responsible = frozenset(m["id"] for m in matters
                             if (m.get("responsible_attorney") or {}).get("id") == RESTRICTED_USER)
     viewer = Viewer(RESTRICTED_USER, roles, user_settings, frozenset(), responsible)
-    plan = make_plan(routes["/activities"], viewer, parse_fields(FIELDS), index=True)
+    plan = make_plan(routes["/activities"], viewer.settings, parse_fields(FIELDS), index=True)
     upstream_fields = render_fields(plan.upstream_selection) if plan.upstream_selection is not None else FIELDS
     n = round(megabytes * 1e6 / per_record)
     body_t = stream(be, f"/api/v4/activities.json?fields={fields_query(upstream_fields)}",

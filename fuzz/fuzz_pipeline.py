@@ -49,7 +49,7 @@ POLICIES = load_policies(REPO / "policies")
 ROUTE = next(r for r in POLICIES.routes if r.template == "/communications")
 SETTINGS = Settings(ALL, {}, {2: RESTRICTED}, "fuzz")
 VIEWER = Viewer(2, ("Attorney",), SETTINGS.for_caller(2, ("Attorney",)), VISIBLE, RESPONSIBLE)
-PLAN = make_plan(ROUTE, VIEWER, parse_fields(FIELDS), index=True)
+PLAN = make_plan(ROUTE, VIEWER.settings, parse_fields(FIELDS), index=True)
 
 
 def _is_hidden(entry: Any) -> bool:

@@ -35,10 +35,10 @@ def check_request(route: Route, method: str, params: dict[str, int], data: Any, 
         elif binding.action is Action.HIDE_CONTACT:
             assert binding.param is not None
             contact_id = params[binding.param]
-            if contacts.restricted(viewer) and not contacts.visible(contact_id, viewer):
+            if contacts.restricted(viewer.settings) and not contacts.visible(contact_id, viewer):
                 out.append(Violation(binding, NotFoundError(
                     f"{binding.rule}: no such contact", rule=binding.rule), contact_id))
-        elif (binding.action is Action.REFUSE_CONTACT_REFERENCE and contacts.restricted(viewer)
+        elif (binding.action is Action.REFUSE_CONTACT_REFERENCE and contacts.restricted(viewer.settings)
               and data is not None):
             try:
                 contacts.refuse_hidden_references(_data(data), binding, viewer)
@@ -49,7 +49,7 @@ def check_request(route: Route, method: str, params: dict[str, int], data: Any, 
 
 def hours_edit_checks(route: Route, method: str, data: Any, viewer: Viewer) -> list[Binding]:
     """The hours-edit checks this write triggers: they need the activity as the backend has it."""
-    if not activity_hours.restricted(viewer) or data is None:
+    if not activity_hours.restricted(viewer.settings) or data is None:
         return []
     body = _data(data)
     return [

@@ -8,7 +8,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from cachetools import LRUCache
+
 from .errors import UndecidableError
+from .facts.settings import UserSettings
 from .facts.viewer import Viewer
 from .policy.fields import (
     DEFAULT_NESTED,
@@ -17,6 +20,7 @@ from .policy.fields import (
     Need,
     Selection,
     augment,
+    parse_fields,
     selected_names,
 )
 from .policy.model import Action, Binding, Route, Rule
@@ -90,7 +94,25 @@ class _Step:
         return _Step(binding, RESPOND_RULES[binding.action], binding.action, key)
 
 
-def make_plan(route: Route, viewer: Viewer, client: Selection | None, *, index: bool = True) -> Plan:
+class PlanCache:
+    """Plans of one policy set, one per (route, caller's settings, `fields` text, index), bounded.
+
+    A plan depends on nothing else: rules choose by settings alone (RespondRule.active, reads).
+    """
+
+    def __init__(self, maxsize: int = 4096) -> None:
+        self._plans: LRUCache[tuple[str, UserSettings, str | None, bool], Plan] = LRUCache(maxsize)
+
+    def get(self, route: Route, settings: UserSettings, fields_text: str | None, *, index: bool) -> Plan:
+        key = (route.template, settings, fields_text, index)
+        plan = self._plans.get(key)
+        if plan is None:
+            client = parse_fields(fields_text) if fields_text is not None else None
+            plan = self._plans[key] = make_plan(route, settings, client, index=index)
+        return plan
+
+
+def make_plan(route: Route, settings: UserSettings, client: Selection | None, *, index: bool = True) -> Plan:
     """Choose the bindings that can change something for this caller, and the fields they read.
 
     `index`: the answer is a list (a GET of an index route); filters apply to lists only, the answer
@@ -103,7 +125,7 @@ def make_plan(route: Route, viewer: Viewer, client: Selection | None, *, index: 
         if binding.action is Action.FILTER_CONTACTS and not index:
             continue
         rule = RESPOND_RULES[binding.action]
-        if not rule.active(viewer):
+        if not rule.active(settings):
             continue
         here = _names_at(selection, binding)
         if here is None:
@@ -111,7 +133,7 @@ def make_plan(route: Route, viewer: Viewer, client: Selection | None, *, index: 
         if rule.targets is not None and not (rule.targets & here):
             continue  # none of the fields the rule changes were asked for
         bindings.append(binding)
-        needs.extend(_needs(binding, rule.reads(binding, viewer)))
+        needs.extend(_needs(binding, rule.reads(binding, settings)))
     if not needs:
         return Plan(tuple(bindings), None, Added())
     upstream, added = augment(selection, needs)

@@ -51,7 +51,7 @@ FIELDS = "id,subject,senders{id,type,name,identifier},receivers{id,type,name,ide
 def test_hidden_contacts_never_reach_the_output(record: dict[str, Any], visible: set[int]) -> None:
     route = ROUTES["/communications/{id}"]
     who = viewer(frozenset(visible))
-    plan = make_plan(route, who, parse_fields(FIELDS))
+    plan = make_plan(route, who.settings, parse_fields(FIELDS))
     original = copy.deepcopy(record)
     out, _ = transform_record(record, "data", plan, who, enforce=True)
     assert out is not None
@@ -83,7 +83,7 @@ def test_outputs_do_not_depend_on_hidden_data(record: dict[str, Any], visible: s
                 p["name"] = "X" * rnd.randint(1, 40)
                 p["identifier"] = "other@example.com"
                 p["secondary_email"] = "drift@example.com"  # schema drift: the allowlist wins
-    plan = make_plan(route, who, parse_fields(FIELDS))
+    plan = make_plan(route, who.settings, parse_fields(FIELDS))
     a, _ = transform_record(record, "data", plan, who, enforce=True)
     b, _ = transform_record(twin, "data", plan, who, enforce=True)
     assert orjson.dumps(a) == orjson.dumps(b)
@@ -94,7 +94,7 @@ def test_outputs_do_not_depend_on_hidden_data(record: dict[str, Any], visible: s
 def test_dry_run_changes_nothing(record: dict[str, Any], visible: set[int]) -> None:
     route = ROUTES["/communications/{id}"]
     who = viewer(frozenset(visible))
-    plan = make_plan(route, who, parse_fields(FIELDS))
+    plan = make_plan(route, who.settings, parse_fields(FIELDS))
     original = copy.deepcopy(record)
     out, decisions = transform_record(record, "data", plan, who, enforce=False)
     assert out == original
@@ -114,7 +114,7 @@ def test_dry_run_changes_nothing(record: dict[str, Any], visible: set[int]) -> N
 def test_hours_and_rates_of_others_never_reach_the_output(activities: list[dict[str, Any]]) -> None:
     route = ROUTES["/activities"]
     who = viewer(frozenset(), responsible=frozenset({500}))
-    plan = make_plan(route, who, parse_fields("id,quantity,price,total"))
+    plan = make_plan(route, who.settings, parse_fields("id,quantity,price,total"))
     for activity in activities:
         original = copy.deepcopy(activity)
         out, _ = transform_record(activity, "data[0]", plan, who, enforce=True)
@@ -142,7 +142,7 @@ def test_apply_of_no_decisions_is_identity() -> None:
 def test_schema_drift_on_a_hidden_time_entry_loses_the_unknown_field() -> None:
     route = ROUTES["/activities"]
     who = viewer(frozenset(), responsible=frozenset())
-    plan = make_plan(route, who, parse_fields("id,quantity,quantity_v2,note"))
+    plan = make_plan(route, who.settings, parse_fields("id,quantity,quantity_v2,note"))
     record = {"id": 1, "quantity": 3600.0, "quantity_v2": 3600.0, "note": "n", "type": "TimeEntry",
               "user": {"id": 9}, "matter": {"id": 7}}
     out, _ = transform_record(record, "data[0]", plan, who, enforce=True)

@@ -6,7 +6,7 @@ When a caller has several roles that disagree, the most restrictive value wins (
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -55,7 +55,21 @@ class Settings:
     users: dict[int, dict[str, Any]]
     source: str
 
+    _resolved: dict[tuple[int, tuple[str, ...]], UserSettings] = field(
+        default_factory=dict, compare=False, repr=False
+    )
+
     def for_caller(self, user_id: int, roles: tuple[str, ...]) -> UserSettings:
+        """The caller's settings; resolved once per (user, roles) for the life of these settings."""
+        key = (user_id, roles)
+        resolved = self._resolved.get(key)
+        if resolved is None:
+            if len(self._resolved) >= 65536:
+                self._resolved.clear()  # bounded: a firm has far fewer users than this
+            resolved = self._resolved[key] = self._resolve(user_id, roles)
+        return resolved
+
+    def _resolve(self, user_id: int, roles: tuple[str, ...]) -> UserSettings:
         merged = dict(self.defaults)
         role_entries = [self.roles[r] for r in roles if r in self.roles]
         for key in KEYS:

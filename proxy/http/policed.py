@@ -19,7 +19,6 @@ from aiohttp.http_exceptions import HttpProcessingError
 from multidict import CIMultiDict
 
 from ..check import Violation, check_hours_edit, check_request, hours_edit_checks
-from ..decide import make_plan
 from ..errors import (
     BadGatewayError,
     BadRequestError,
@@ -70,7 +69,8 @@ async def handle_policed(
         outcome.undecidable = exc.message
         return await relay(request, services, target, outcome, body=raw_body)
     fields_text = target.param("fields")
-    client_selection = parse_fields(fields_text) if fields_text is not None else None
+    if fields_text is not None:
+        parse_fields(fields_text)  # a malformed `fields` is a 400 before any facts are fetched
 
     try:
         viewer = await services.facts.viewer(authorization, loaded.policies, loaded.settings)
@@ -93,7 +93,7 @@ async def handle_policed(
         if enforce:
             raise violations[0].error  # the backend is never called
 
-    plan = make_plan(route, viewer, client_selection, index=method == "GET" and route.shape is Shape.INDEX)
+    plan = loaded.plans.get(route, viewer.settings, fields_text, index=method == "GET" and route.shape is Shape.INDEX)
     query = target.query
     if plan.upstream_selection is not None:
         query = _with_fields(query, render_fields(plan.upstream_selection))

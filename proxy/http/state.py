@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
 
 from ..config import Mode, RunConfig
+from ..decide import PlanCache
 from ..facts.service import FactsService
 from ..facts.settings import Settings
 from ..metrics import Metrics
@@ -21,6 +22,7 @@ class Loaded:
 
     policies: PolicySet
     settings: Settings
+    plans: PlanCache = field(default_factory=PlanCache, compare=False)
 
 
 @dataclass(slots=True)

@@ -6,6 +6,7 @@ level of sub-names, `client{id,name}`. Names are lower-case identifiers. Anythin
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -33,8 +34,12 @@ DEFAULT_SELECTION: Selection = (Field("id"), Field("etag"))
 """Without `fields`, the API returns only `id` and `etag`."""
 
 
+@functools.lru_cache(maxsize=1024)
 def parse_fields(text: str) -> Selection:
-    """Parse a `fields` value; any deviation from the grammar is a 400 (never a guess)."""
+    """Parse a `fields` value; any deviation from the grammar is a 400 (never a guess).
+
+    Cached: clients repeat the same few `fields` texts, and a Selection is immutable. Errors are
+    raised again each time (lru_cache keeps only results)."""
     if not text:
         raise BadRequestError("fields must not be empty")
     out: list[Field] = []

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import UndecidableError
-from ..facts.settings import ActivityHoursVisibility
+from ..facts.settings import ActivityHoursVisibility, UserSettings
 from ..facts.viewer import Viewer
 from ..policy.model import Binding, Rule
 from .base import ref_id
@@ -37,8 +37,8 @@ KNOWN_FIELDS = frozenset({
 could carry the hours again, so on a hidden entry the allowlist wins."""
 
 
-def restricted(viewer: Viewer) -> bool:
-    return viewer.settings.activity_hours_visibility is not ActivityHoursVisibility.ALL
+def restricted(settings: UserSettings) -> bool:
+    return settings.activity_hours_visibility is not ActivityHoursVisibility.ALL
 
 
 def hours_hidden(activity: Any, viewer: Viewer) -> bool:
@@ -61,10 +61,10 @@ class HoursRedaction:
     rule: Rule = Rule.ACTIVITY_HOURS_VISIBILITY
     targets: frozenset[str] | None = frozenset(HOURS_FIELDS) | {"quantity_redacted"}
 
-    def active(self, viewer: Viewer) -> bool:
-        return restricted(viewer)
+    def active(self, settings: UserSettings) -> bool:
+        return restricted(settings)
 
-    def reads(self, binding: Binding, viewer: Viewer) -> tuple[tuple[str, str | None], ...]:
+    def reads(self, binding: Binding, settings: UserSettings) -> tuple[tuple[str, str | None], ...]:
         return (("type", None), ("user", "id"), ("matter", "id"))
 
     def hidden(self, obj: Any, binding: Binding, viewer: Viewer) -> bool | None:

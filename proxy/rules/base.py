@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from ..errors import UndecidableError
+from ..facts.settings import UserSettings
 from ..facts.viewer import Viewer
 from ..policy.model import Binding, Rule
 
@@ -15,10 +16,11 @@ class RespondRule(Protocol):
     """Fields the rule changes; None: it replaces the whole object. A binding whose targets the
     client did not select has nothing to change and is skipped."""
 
-    def active(self, viewer: Viewer) -> bool:
-        """Whether the caller's settings make this rule apply at all."""
+    def active(self, settings: UserSettings) -> bool:
+        """Whether the caller's settings make this rule apply at all (plans depend on settings only,
+        so they can be cached per settings)."""
 
-    def reads(self, binding: Binding, viewer: Viewer) -> tuple[tuple[str, str | None], ...]:
+    def reads(self, binding: Binding, settings: UserSettings) -> tuple[tuple[str, str | None], ...]:
         """Fields of the object the judgement reads: (name, None) or (name, nested name)."""
 
     def hidden(self, obj: Any, binding: Binding, viewer: Viewer) -> bool | None:

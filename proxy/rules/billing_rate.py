@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import UndecidableError
-from ..facts.settings import BillingRateVisibility
+from ..facts.settings import BillingRateVisibility, UserSettings
 from ..facts.viewer import Viewer
 from ..policy.model import Binding, Rule
 from .base import ref_id
@@ -21,11 +21,11 @@ class RateRedaction:
     rule: Rule = Rule.BILLING_RATE_VISIBILITY
     targets: frozenset[str] | None = frozenset(RATE_FIELDS) | {"redacted"}
 
-    def active(self, viewer: Viewer) -> bool:
-        return viewer.settings.billing_rate_visibility is not BillingRateVisibility.ALL
+    def active(self, settings: UserSettings) -> bool:
+        return settings.billing_rate_visibility is not BillingRateVisibility.ALL
 
-    def reads(self, binding: Binding, viewer: Viewer) -> tuple[tuple[str, str | None], ...]:
-        if viewer.settings.billing_rate_visibility is BillingRateVisibility.NONE:
+    def reads(self, binding: Binding, settings: UserSettings) -> tuple[tuple[str, str | None], ...]:
+        if settings.billing_rate_visibility is BillingRateVisibility.NONE:
             return ()
         return (("user", "id"),)
 

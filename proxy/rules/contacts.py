@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import BLOCK_ERRORS, BadRequestError, UndecidableError
-from ..facts.settings import ContactsVisibility
+from ..facts.settings import ContactsVisibility, UserSettings
 from ..facts.viewer import Viewer
 from ..policy.model import Binding, Rule
 from .base import object_id
@@ -19,8 +19,8 @@ MASK = "****"
 """One fixed mask for every name: its length reveals nothing."""
 
 
-def restricted(viewer: Viewer) -> bool:
-    return viewer.settings.contacts_visibility is ContactsVisibility.RESTRICTED
+def restricted(settings: UserSettings) -> bool:
+    return settings.contacts_visibility is ContactsVisibility.RESTRICTED
 
 
 def visible(contact_id: int, viewer: Viewer) -> bool:
@@ -54,10 +54,10 @@ class ContactRedaction:
     rule: Rule = Rule.CONTACTS_VISIBILITY
     targets: frozenset[str] | None = None
 
-    def active(self, viewer: Viewer) -> bool:
-        return restricted(viewer)
+    def active(self, settings: UserSettings) -> bool:
+        return restricted(settings)
 
-    def reads(self, binding: Binding, viewer: Viewer) -> tuple[tuple[str, str | None], ...]:
+    def reads(self, binding: Binding, settings: UserSettings) -> tuple[tuple[str, str | None], ...]:
         return (("id", None), ("type", None)) if binding.participants else (("id", None),)
 
     def hidden(self, obj: Any, binding: Binding, viewer: Viewer) -> bool | None:
@@ -75,10 +75,10 @@ class ContactFilter:
     rule: Rule = Rule.CONTACTS_VISIBILITY
     targets: frozenset[str] | None = None
 
-    def active(self, viewer: Viewer) -> bool:
-        return restricted(viewer)
+    def active(self, settings: UserSettings) -> bool:
+        return restricted(settings)
 
-    def reads(self, binding: Binding, viewer: Viewer) -> tuple[tuple[str, str | None], ...]:
+    def reads(self, binding: Binding, settings: UserSettings) -> tuple[tuple[str, str | None], ...]:
         return (("id", None),)
 
     def hidden(self, obj: Any, binding: Binding, viewer: Viewer) -> bool | None:
