@@ -619,19 +619,22 @@ def pipeline(stack: Stack, per_record: float, megabytes: float) -> tuple[float, 
     chunk = 64 * 1024
 
     def run_pipeline() -> int:
+        """What the proxy's streaming path does per chunk: split, transform each record, join the
+        chunk's output for one write. The written bytes are counted and dropped, as a socket would."""
         splitter = IndexSplitter()
-        out: list[bytes] = []
-        index = 0
+        index = sent = 0
         view = memoryview(body)
         for start in range(0, len(body), chunk):
+            out: list[bytes] = []
             for piece in splitter.feed(bytes(view[start: start + chunk])):
                 if isinstance(piece, Element):
                     raw, _ = transform_element(piece.raw, f"data[{index}]", plan, viewer, enforce=True)
                     index += 1
                     if raw is not None:
                         out.append(raw)
+            sent += len(b",".join(out))
         splitter.finish()
-        return len(b",".join(out))
+        return sent
 
     def run_orjson() -> int:
         return len(orjson.dumps(orjson.loads(body)))

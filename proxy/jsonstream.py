@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final, cast
 
+import msgspec
 import orjson
 
 __all__ = ["Element", "EnvelopeError", "IndexSplitter", "Member"]
@@ -19,9 +20,12 @@ class EnvelopeError(ValueError):
     """The body is not a well-formed index envelope (or exceeds a limit)."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Element:
-    """One element of the top-level "data" array: its exact bytes, no surrounding whitespace or comma."""
+    """One element of the top-level "data" array: its exact bytes, no surrounding whitespace or comma.
+
+    Not frozen: a frozen dataclass sets its field through object.__setattr__, and a big body makes
+    millions of these."""
 
     raw: bytes
 
@@ -85,6 +89,10 @@ _FAST_ELEMENT: Final = tuple(
     re.compile(rb"(\{" + _nested(k) + rb"\}|\[" + _nested(k) + rb"\])[ \t\n\r]*+,[ \t\n\r]*+").match
     for k in range(_FAST_LEVELS + 1)
 )
+
+# How many candidate ends the bulk path tries before leaving a buffer to the exact scanner.
+_BULK_TRIES: Final = 3
+_RAW_LIST: Final = msgspec.json.Decoder(list[msgspec.Raw])
 
 # Once this many settled bytes of an unfinished token sit in the buffer, they are moved aside so
 # that each new chunk is not copied together with an ever-growing token (quadratic otherwise).
@@ -273,6 +281,12 @@ class IndexSplitter:
                 if c == _RBRACKET and state == _FIRST_ELEMENT:
                     p = self._close_data(p)
                     continue
+                if c == _LBRACE:
+                    p = self._bulk(buf, p, n, append)
+                    if p >= n:
+                        self._pos = p
+                        return
+                    c = buf[p]
                 fast = self._fast
                 if fast is not None and (c == _LBRACE or c == _LBRACKET):
                     limit = self._max_element
@@ -334,6 +348,38 @@ class IndexSplitter:
                 p += 1
             else:  # _DONE
                 raise self._error("data after the end of the body", p)
+
+    def _bulk(self, buf: bytes, p: int, n: int, append: Callable[[Element | Member], None]) -> int:
+        """Slice many object elements in one C call; return where the exact scanner resumes.
+
+        A candidate end is a `},{` (compact JSON between records). msgspec decoding
+        `[` + buf[p:candidate] + `]` succeeds only if those bytes are whole JSON values tokenized
+        from p, where an element starts: so the candidate is an element boundary, exactly. A
+        candidate inside a string or a nested list fails to decode and the one before it is tried;
+        after a few, or on anything the limits might refuse, the exact scanner takes over from p.
+        """
+        end = n
+        for _ in range(_BULK_TRIES):
+            end = buf.rfind(b"},{", p, end)
+            if end < 0:
+                return p
+            try:
+                items = _RAW_LIST.decode(b"[" + buf[p : end + 1] + b"]")
+            except msgspec.DecodeError:
+                continue
+            limit = self._max_element
+            room = self._max_depth - 2  # an element at depth 3 may open this many levels
+            elements = []
+            for item in items:
+                raw = bytes(item)
+                if len(raw) > limit or raw.count(b"{") + raw.count(b"[") > room:
+                    return p  # the exact scanner finds the offending element and says where
+                elements.append(Element(raw))
+            for element in elements:
+                append(element)
+            self._state = _ELEMENT  # the comma after the last one is eaten: an element follows
+            return end + 2
+        return p
 
     def _limit(self) -> int:
         """Size limit of the token under way."""

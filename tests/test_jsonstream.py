@@ -508,3 +508,63 @@ def test_memory_stays_bounded() -> None:
     assert count == 30_001
     assert body_bytes > 5_000_000
     assert peak < 2_000_000  # a few chunks' worth, not the body
+
+
+# --- the bulk path (msgspec slices runs of compact object elements) ---------------------------
+
+
+class CountingDecoder:
+    """Stands in for the bulk decoder; counts the slices it accepted."""
+
+    def __init__(self, real: Any) -> None:
+        self.real = real
+        self.accepted = 0
+
+    def decode(self, data: bytes) -> Any:
+        out = self.real.decode(data)
+        self.accepted += 1
+        return out
+
+
+class RefusingDecoder:
+    def decode(self, data: bytes) -> Any:
+        import msgspec
+
+        raise msgspec.DecodeError("bulk path off")
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(OBJECTS, min_size=2, max_size=12), st.data())
+def test_the_bulk_path_and_the_exact_scanner_agree(records: list[Json], data: st.DataObject) -> None:
+    import proxy.jsonstream as js
+
+    body = b'{"data":[' + b",".join(orjson.dumps(r) for r in records) + b'],"meta":{"records":1}}'
+    cuts = data.draw(st.lists(st.integers(0, len(body)), max_size=6))
+    counting = CountingDecoder(js._RAW_LIST)
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(js, "_RAW_LIST", RefusingDecoder())
+        exact = split(chunked(body, cuts))
+        m.setattr(js, "_RAW_LIST", counting)
+        bulk = split(chunked(body, cuts))
+    assert bulk == exact
+    assert elements(bulk) == records
+
+
+def test_the_bulk_path_is_taken_on_compact_bodies(monkeypatch: pytest.MonkeyPatch) -> None:
+    import proxy.jsonstream as js
+
+    records = [{"id": i, "note": "a},{b", "matter": {"id": i}, "tags": [{"x": 1}, {"y": 2}]} for i in range(500)]
+    body = orjson.dumps({"data": records, "meta": {"records": 500}})
+    counting = CountingDecoder(js._RAW_LIST)
+    monkeypatch.setattr(js, "_RAW_LIST", counting)
+    assert elements(split(every(body, 4096))) == records
+    assert counting.accepted >= len(body) // 4096 - 1  # nearly every chunk went through in one call
+
+
+def test_the_bulk_path_leaves_limits_to_the_exact_scanner() -> None:
+    deep = orjson.dumps({"a": {"b": {"c": {}}}})
+    rejects([b'{"data":[{"x":1},' + deep + b',{"x":2},{"x":3}]}'], "depth", max_depth=5)
+    wide = b'{"a":[' + b",".join([b"{}"] * 70) + b"]}"  # many brackets, shallow: fine at the default depth
+    assert elements(split([b'{"data":[' + wide + b"," + wide + b"," + wide + b"]}"])) == [orjson.loads(wide)] * 3
+    big = orjson.dumps({"n": "x" * 50})
+    rejects([b'{"data":[{"x":1},' + big + b',{"x":2},{"x":3}]}'], "size limit", max_element_bytes=40)

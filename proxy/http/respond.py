@@ -22,7 +22,7 @@ from multidict import CIMultiDict
 from ..envelope import join_index, split_index
 from ..errors import BadGatewayError, GatewayTimeoutError, ProxyError, UndecidableError
 from ..facts.service import auth_digest
-from ..jsonstream import Element, EnvelopeError, IndexSplitter
+from ..jsonstream import Element, EnvelopeError, IndexSplitter, Member
 from ..transform import transform_element, transform_record
 from .exchange import Exchange
 from .headers import mark_private
@@ -209,21 +209,22 @@ async def _transform_index(x: Exchange, raw: bytes) -> bytes:
 async def _stream_index(x: Exchange, response: aiohttp.ClientResponse, emitter: _Emitter) -> None:
     splitter = IndexSplitter(max_element_bytes=x.services.config.max_element)
     enforce = x.services.enforce
-    state = {"index": 0, "sent": 0}
+    plan, viewer = x.plan, x.viewer
+    index = sent = 0
     meta: list[Any] = []
 
-    async def take(pieces: list[Any]) -> None:
+    async def take(pieces: list[Element | Member]) -> None:
+        nonlocal index, sent
+        out: list[bytes] = []  # one write per chunk, not one per record
         for piece in pieces:
             if isinstance(piece, Element):
-                path = f"data[{state['index']}]"
-                state["index"] += 1
-                out, decisions = transform_element(piece.raw, path, x.plan, x.viewer, enforce=enforce)
+                raw, decisions = transform_element(piece.raw, f"data[{index}]", plan, viewer, enforce=enforce)
+                index += 1
                 if decisions:
                     x.note(decisions)
-                if out is None:
-                    continue
-                await emitter.write((b'{"data":[' if state["sent"] == 0 else b",") + out)
-                state["sent"] += 1
+                if raw is not None:
+                    out.append(b"," + raw if sent else b'{"data":[' + raw)
+                    sent += 1
             elif piece.key == "meta":
                 try:
                     meta.append(orjson.loads(piece.raw))
@@ -231,6 +232,8 @@ async def _stream_index(x: Exchange, response: aiohttp.ClientResponse, emitter: 
                     raise UndecidableError("the index meta is not valid JSON") from None
             else:
                 raise UndecidableError("the index has an unexpected member")
+        if out:
+            await emitter.write(b"".join(out))
 
     try:
         async for chunk in response.content.iter_chunked(64 * 1024):
@@ -244,7 +247,7 @@ async def _stream_index(x: Exchange, response: aiohttp.ClientResponse, emitter: 
         if isinstance(exc, ConnectionError) and emitter.started:
             raise
         raise BadGatewayError("the backend's answer was cut off") from None
-    if state["sent"] == 0:
+    if sent == 0:
         await emitter.write(b'{"data":[')
     tail = b"]"
     if meta:
