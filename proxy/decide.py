@@ -5,6 +5,7 @@ Dry-run is "decide and log, skip apply": one branch, not a second code path.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,7 +26,6 @@ from .policy.fields import (
 )
 from .policy.model import Action, Binding, Route, Rule
 from .rules import RESPOND_RULES
-from .rules.base import RespondRule
 
 _APPLY_ORDER = {
     Action.FILTER_CONTACTS: 0,
@@ -40,12 +40,19 @@ class Decision:
     """One object to redact or record to drop. Not frozen: a frozen dataclass sets each field through
     object.__setattr__, and a restricted page makes one of these per hidden object."""
 
-    rule: Rule
-    action: Action
+    step: _Step               # the compiled binding that decided
     path: str                 # JSON path of the object, e.g. data[3].vendor
     obj: Any = field(compare=False, repr=False)
-    container: Any = field(default=None, compare=False, repr=False)
+    container: Any = field(default=None, compare=False, repr=False)  # None: obj is the record
     key: str | int | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def rule(self) -> Rule:
+        return self.step.binding.rule
+
+    @property
+    def action(self) -> Action:
+        return self.step.action
 
     @property
     def object_id(self) -> int | None:
@@ -76,22 +83,23 @@ class Plan:
 
 @dataclass(frozen=True, slots=True)
 class _Step:
-    """One binding ready for decide: its rule looked up, and how to reach its objects.
-
-    `key` is set when the location is one plain key (`vendor`): a single lookup, the common case.
-    Otherwise the location's generic find is used, or the record itself when `at` is None.
-    """
+    """One binding ready for decide: its rule's judgement and redaction looked up, and how to
+    reach its objects: the record itself (`whole`), one plain key (`vendor`: a single lookup,
+    the common case), or the location's generic find."""
 
     binding: Binding
-    rule: RespondRule
     action: Action
+    whole: bool
     key: str | None
+    hidden: Callable[[Any, Binding, Viewer], bool | None]
+    redact: Callable[[dict[str, Any]], dict[str, Any]]
 
     @staticmethod
     def of(binding: Binding) -> _Step:
         at = binding.at
         key = at.steps[0][0] if at is not None and len(at.steps) == 1 and not at.steps[0][1] else None
-        return _Step(binding, RESPOND_RULES[binding.action], binding.action, key)
+        rule = RESPOND_RULES[binding.action]
+        return _Step(binding, binding.action, at is None, key, rule.hidden, rule.redact)
 
 
 class PlanCache:
@@ -167,40 +175,40 @@ def decide(record: Any, path: str, plan: Plan, viewer: Viewer) -> list[Decision]
     carries them out. Raises UndecidableError."""
     out: list[Decision] = []
     for step in plan.steps:
-        binding, rule = step.binding, step.rule
-        if binding.at is None:
-            if rule.hidden(record, binding, viewer):
-                out.append(Decision(rule.rule, step.action, path, record))
+        binding = step.binding
+        if step.whole:
+            if step.hidden(record, binding, viewer):
+                out.append(Decision(step, path, record))
             continue
         key = step.key
         if key is not None:
             obj = record.get(key) if isinstance(record, dict) else None
-            if obj is not None and rule.hidden(obj, binding, viewer):
-                out.append(Decision(rule.rule, step.action, f"{path}.{key}", obj, record, key))
+            if obj is not None and step.hidden(obj, binding, viewer):
+                out.append(Decision(step, f"{path}.{key}", obj, record, key))
             continue
+        assert binding.at is not None
         try:
             found = binding.at.find(record)
         except TypeError:
             raise UndecidableError(f"`{binding.at.text}` has an unexpected shape") from None
         for suffix, container, where, obj in found:
-            if rule.hidden(obj, binding, viewer):
-                out.append(Decision(rule.rule, step.action, path + suffix, obj, container, where))
+            if step.hidden(obj, binding, viewer):
+                out.append(Decision(step, path + suffix, obj, container, where))
     return out
 
 
 def apply(record: dict[str, Any], decisions: list[Decision]) -> dict[str, Any] | None:
     """Carry out the decisions (in decide's order) on one record; None when it is filtered out."""
     for decision in decisions:
-        if decision.action is Action.FILTER_CONTACTS:
+        step = decision.step
+        if step.action is Action.FILTER_CONTACTS:
             return None
-        rule = RESPOND_RULES[decision.action]
-        if decision.container is None:
-            holder: list[Any] = [record]
-            rule.redact(holder, 0, record)  # a rule may replace the record itself (a contact stub)
-            record = holder[0]
+        container = decision.container
+        if container is None:
+            record = step.redact(record)  # a rule may replace the record itself (a contact stub)
         else:
             assert decision.key is not None
-            target = decision.container[decision.key]
-            if isinstance(target, dict):
-                rule.redact(decision.container, decision.key, target)
+            target = container[decision.key]
+            if isinstance(target, dict):  # not already replaced by an earlier decision
+                container[decision.key] = step.redact(target)
     return record

@@ -70,10 +70,12 @@ class HoursRedaction:
     def hidden(self, obj: Any, binding: Binding, viewer: Viewer) -> bool | None:
         return hours_hidden(obj, viewer)
 
-    def redact(self, container: Any, key: str | int, obj: dict[str, Any]) -> None:
-        for name in obj.keys() - KNOWN_FIELDS:
-            del obj[name]
+    def redact(self, obj: dict[str, Any]) -> dict[str, Any]:
+        if not KNOWN_FIELDS.issuperset(obj):
+            for name in obj.keys() - KNOWN_FIELDS:
+                del obj[name]
         for name in HOURS_FIELDS:
             if name in obj:
                 obj[name] = None
         obj["quantity_redacted"] = True
+        return obj

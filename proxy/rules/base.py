@@ -26,8 +26,8 @@ class RespondRule(Protocol):
     def hidden(self, obj: Any, binding: Binding, viewer: Viewer) -> bool | None:
         """True: redact; False: leave; None: not an object of this rule (a user among participants)."""
 
-    def redact(self, container: Any, key: str | int, obj: dict[str, Any]) -> None:
-        """Carry out the redaction in place (container[key] is obj)."""
+    def redact(self, obj: dict[str, Any]) -> dict[str, Any]:
+        """The redacted object: `obj` changed in place, or a replacement (a contact stub)."""
 
 
 _MISSING: Any = object()

@@ -36,7 +36,8 @@ class RateRedaction:
             return True
         return ref_id(obj, "user") != viewer.user_id
 
-    def redact(self, container: Any, key: str | int, obj: dict[str, Any]) -> None:
+    def redact(self, obj: dict[str, Any]) -> dict[str, Any]:
         for name in RATE_FIELDS:
             obj.pop(name, None)
         obj["redacted"] = True
+        return obj

@@ -65,12 +65,12 @@ class ContactRedaction:
             return None
         return not visible(object_id(obj), viewer)
 
-    def redact(self, container: Any, key: str | int, obj: dict[str, Any]) -> None:
-        container[key] = stub(obj)
+    def redact(self, obj: dict[str, Any]) -> dict[str, Any]:
+        return stub(obj)
 
 
 class ContactFilter:
-    """Lists of contacts hold only visible ones; the record is dropped by the caller of redact."""
+    """Lists of contacts hold only visible ones; apply drops the record instead of redacting it."""
 
     rule: Rule = Rule.CONTACTS_VISIBILITY
     targets: frozenset[str] | None = None
@@ -84,7 +84,7 @@ class ContactFilter:
     def hidden(self, obj: Any, binding: Binding, viewer: Viewer) -> bool | None:
         return not visible(object_id(obj), viewer)
 
-    def redact(self, container: Any, key: str | int, obj: dict[str, Any]) -> None:
+    def redact(self, obj: dict[str, Any]) -> dict[str, Any]:
         raise AssertionError("filtered records are dropped, not redacted")
 
 
