@@ -591,6 +591,7 @@ def big_bodies(stack: Stack, quick: bool) -> tuple[list[BigRow], float]:
 
 def pipeline(stack: Stack, per_record: float, megabytes: float) -> tuple[float, float, int]:
     from proxy.decide import make_plan
+    from proxy.memory import keep_heap_slack
     from proxy.facts.settings import load_settings
     from proxy.facts.viewer import Viewer
     from proxy.jsonstream import Element, IndexSplitter
@@ -598,6 +599,7 @@ def pipeline(stack: Stack, per_record: float, megabytes: float) -> tuple[float, 
     from proxy.policy.load import load_policies
     from proxy.transform import transform_element
 
+    keep_heap_slack()  # as `serve` does: this process runs the proxy's pipeline, and orjson beside it
     routes = {r.template: r for r in load_policies(ROOT / "policies").routes}
     be = stack.backend_port
     status, who = get(be, "/api/v4/users/who_am_i.json?fields=id,roles", auth(RESTRICTED_USER))

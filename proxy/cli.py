@@ -63,6 +63,7 @@ def _check(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     from aiohttp import http_parser
 
+    from .memory import keep_heap_slack
     from .serve import load, serve
 
     if http_parser.HttpRequestParser is http_parser.HttpRequestParserPy:
@@ -80,6 +81,7 @@ def _serve(args: argparse.Namespace) -> int:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
         return 2
+    keep_heap_slack()
     asyncio.run(serve(config, loaded))
     return 0
 
