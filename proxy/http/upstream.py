@@ -48,6 +48,7 @@ class Upstream:
             timeout=self._timeout,
             auto_decompress=False,
             skip_auto_headers=("Accept-Encoding", "User-Agent", "Content-Type"),
+            read_bufsize=1 << 19,
         )
         self._session._retry_connection = False
 
