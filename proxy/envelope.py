@@ -1,9 +1,9 @@
-"""Whole index bodies ({"data": [...], "meta": {...}}) whose records no rule reads.
+"""Index bodies ({"data": [...], "meta": {...}}) whose records no rule reads.
 
 When a caller's plan has nothing to decide and nothing to strip (an all-visible caller, or fields
-that reach no rule), the records go out as the backend's exact bytes. The body is still parsed in
-full: msgspec validates the JSON and slices each record without building Python objects for it,
-which costs about a third of orjson's loads and dumps of the same body.
+that reach no rule), the records go out as the backend's exact bytes. They are still parsed in
+full: msgspec validates the JSON without building Python objects for what it skips, which costs a
+fifth to a third of orjson's loads and dumps of the same bytes.
 """
 
 from __future__ import annotations
@@ -22,8 +22,32 @@ class _Index(msgspec.Struct, forbid_unknown_fields=True):
     meta: Any = msgspec.UNSET
 
 
+class _Object(msgspec.Struct):
+    """Any JSON object: no fields, so every key is validated and skipped."""
+
+
 _DECODE = msgspec.json.Decoder(_Index)
+_CHECK_OBJECT = msgspec.json.Decoder(_Object)
 _ENCODE = msgspec.json.Encoder()
+
+
+def _check_utf8(raw: bytes, what: str) -> None:
+    if not raw.isascii():
+        try:
+            raw.decode()  # msgspec does not check the UTF-8 of strings it only skips or slices
+        except UnicodeDecodeError:
+            raise UndecidableError(f"{what} is not UTF-8") from None
+
+
+def check_record(raw: bytes) -> None:
+    """One streamed record that goes out as it came: it must be a well-formed JSON object."""
+    _check_utf8(raw, "a record")
+    try:
+        _CHECK_OBJECT.decode(raw)
+    except msgspec.ValidationError:
+        raise UndecidableError("a record is not an object") from None
+    except msgspec.DecodeError:
+        raise UndecidableError("a record is not valid JSON") from None
 
 
 def split_index(raw: bytes) -> tuple[list[msgspec.Raw], Any]:
@@ -32,11 +56,7 @@ def split_index(raw: bytes) -> tuple[list[msgspec.Raw], Any]:
     Refuses what the record-by-record path refuses: a body that is not JSON or not UTF-8, members
     other than data and meta, data that is not a list, and records that are not objects.
     """
-    if not raw.isascii():
-        try:
-            raw.decode()  # msgspec does not check the UTF-8 of strings it only slices
-        except UnicodeDecodeError:
-            raise UndecidableError("the backend's index body is not UTF-8") from None
+    _check_utf8(raw, "the backend's index body")
     try:
         index = _DECODE.decode(raw)
     except msgspec.ValidationError:

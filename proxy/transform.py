@@ -10,6 +10,7 @@ from typing import Any
 import orjson
 
 from .decide import Decision, Plan, apply, decide
+from .envelope import check_record
 from .errors import UndecidableError
 from .facts.viewer import Viewer
 from .policy.fields import strip_added
@@ -34,6 +35,9 @@ def transform_element(
     raw: bytes, path: str, plan: Plan, viewer: Viewer, *, enforce: bool
 ) -> tuple[bytes | None, list[Decision]]:
     """Like transform_record, over the raw bytes of one element of an index body."""
+    if not plan.steps and not plan.strips:
+        check_record(raw)  # nothing to decide or strip: the backend's own bytes, once validated
+        return raw, []
     try:
         record = orjson.loads(raw)
     except orjson.JSONDecodeError:

@@ -300,6 +300,46 @@ async def test_backend_faults_become_generic_errors(
     assert orjson.loads(body)["error"]["type"] in ("BadGateway", "GatewayTimeout")
 
 
+def _streamed(records: list[bytes]) -> Any:
+    """An index sent chunked (so it streams): a good record, then the given ones."""
+    async def handler(request: web.Request) -> web.StreamResponse:
+        out = web.StreamResponse(headers={"Content-Type": "application/json"})
+        await out.prepare(request)
+        await out.write(b'{"data":[{"id":900,"name":"Visible Client"}')
+        for record in records:
+            await out.write(b"," + record)
+        await out.write(b'],"meta":{"records":2}}')
+        await out.write_eof()
+        return out
+    return handler
+
+
+BAD_RECORDS = {
+    "not an object": b'"' + CANARY.encode() + b'"',
+    "invalid utf-8": b'{"id":950,"name":"\xff' + CANARY.encode() + b'"}',
+    "bad number": b'{"id":01,"name":"' + CANARY.encode() + b'"}',
+    "bad literal": b'{"id":950,"x":tru}',
+}
+
+
+@pytest.mark.parametrize("caller", [2, 1], ids=["restricted", "all-visible"])
+@pytest.mark.parametrize("name", list(BAD_RECORDS))
+async def test_a_bad_streamed_record_is_never_delivered(
+    rig: Rig, http: aiohttp.ClientSession, name: str, caller: int
+) -> None:
+    """Streamed, the all-visible caller's records go out as the backend's bytes once validated
+    (proxy.envelope.check_record): a record that is not a JSON object must still stop the body."""
+    status, body = await _fault(rig, _streamed([BAD_RECORDS[name]]), http, caller)
+    assert status in (-1, 502), body[:300]
+    assert CANARY.encode() not in body
+
+
+@pytest.mark.parametrize("caller", [2, 1], ids=["restricted", "all-visible"])
+async def test_good_streamed_records_go_through(rig: Rig, http: aiohttp.ClientSession, caller: int) -> None:
+    status, body = await _fault(rig, _streamed([b'{"id":900,"name":"Visible Again"}']), http, caller)
+    assert status == 200 and [r["name"] for r in orjson.loads(body)["data"]] == ["Visible Client", "Visible Again"]
+
+
 @pytest.mark.parametrize("handler", [_cut_by_close, _cut_by_length, _stall_mid_body])
 async def test_a_cut_off_body_never_looks_complete(rig: Rig, http: aiohttp.ClientSession, handler: Any) -> None:
     """Cut before the first record is done: a clean 502. Cut later: the client sees a broken transfer."""

@@ -80,3 +80,43 @@ async def test_a_large_synthetic_index_streams_through(settings_file: Path, http
     finally:
         await proxy.close()
         await demo.close()
+
+
+async def test_an_all_visible_callers_records_are_the_backends_bytes(
+    settings_file: Path, http: aiohttp.ClientSession
+) -> None:
+    """Nothing to decide for Ada: buffered or streamed, each record is sent as the backend wrote it
+    (its spacing and escapes kept), and the two answers are the same bytes."""
+    records = [b'{"id": 1, "note": "caf\\u00e9 \\"quoted\\""}', b'{ "id":2,"user":{"id":5} }', b'{"id":3}']
+    body = b'{"data": [' + b" ,\n".join(records) + b'], "meta": {"paging": {}, "records": 3}}'
+    mode = {"chunked": False}
+
+    async def answer(request: web.Request) -> web.StreamResponse:
+        if not mode["chunked"]:
+            return web.Response(body=body, content_type="application/json")
+        out = web.StreamResponse(headers={"Content-Type": "application/json"})
+        await out.prepare(request)
+        for i in range(0, len(body), 7):
+            await out.write(body[i:i + 7])
+        await out.write_eof()
+        return out
+
+    script = Script(caller={"id": 1, "roles": []}, matters=[])
+    script.fault = answer
+    backend = await start_app(make_scripted_app(script))
+    proxy = await start_proxy(backend.make_url("/"), settings_file)
+    try:
+        url = f"{proxy.url}/api/v4/activities.json?fields=id,note,user"
+        headers = {"Authorization": "Bearer token-1", "Accept-Encoding": "identity"}
+        async with http.get(url, headers=headers) as r:
+            buffered = await r.read()
+            assert r.status == 200 and "Transfer-Encoding" not in r.headers
+        mode["chunked"] = True
+        async with http.get(url, headers=headers) as r:
+            streamed = await r.read()
+            assert r.status == 200 and r.headers.get("Transfer-Encoding") == "chunked"
+        assert streamed == buffered
+        assert streamed.startswith(b'{"data":[' + b",".join(records) + b"]")
+    finally:
+        await proxy.close()
+        await backend.close()
