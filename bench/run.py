@@ -4,6 +4,11 @@ Run: .venv/bin/python bench/run.py [--quick]
 
 Starts everything itself on free loopback ports (demo backend, proxy, nginx, mitmdump), checks each
 endpoint answers correctly before measuring it, measures, stops everything and prints the tables.
+
+The demo backend builds every page in Python (~1 ms of CPU for the 100 KB page), so measured
+directly it is the bottleneck of every row. Every server under test therefore talks to an nginx
+cache in front of it: the bytes are the demo backend's own (cached per Authorization, synthetic
+size and URI), served fast enough that the figures are the proxy's and its peers'.
 Needs wrk and nginx (`apt-get install -y wrk nginx`) and mitmproxy in a separate venv
 (`python3 -m venv /tmp/mitm-venv && /tmp/mitm-venv/bin/pip install mitmproxy orjson`; MITM_VENV
 overrides the path). Core 0: this script, wrk, the backend. Core 1: the server under test.
@@ -210,18 +215,31 @@ class Stack:
     proxy_port: int = 0
     admin_port: int = 0
 
+    cache: Proc | None = None
+    cache_port: int = 0
+
     def start_backend(self, scale: int, name: str = "backend") -> None:
         self.backend_port = free_port()
         self.backend = Proc(name, [str(BIN / "redaction-proxy"), "demo-backend", "--listen",
                                    f"127.0.0.1:{self.backend_port}", "--scale", str(scale)], self.tmp, CLIENT_CORE)
         wait_ready(self.backend_port, "/_demo/health", self.backend)
+        self.cache_port = self.backend_port  # until start_cache: the proxy talks to the backend itself
+
+    def start_cache(self) -> None:
+        """nginx caching the demo backend's answers, on the backend's core: the upstream of every row."""
+        self.cache_port = free_port()
+        conf = self.tmp / "cache.conf"
+        conf.write_text(CACHE_CONF.format(tmp=self.tmp, backend=self.backend_port, port=self.cache_port))
+        self.cache = Proc("cache", ["nginx", "-p", f"{self.tmp}/", "-e", f"{self.tmp}/cache-error.log", "-c",
+                                    str(conf), "-g", "daemon off;"], self.tmp, CLIENT_CORE)
+        wait_ready(self.cache_port, "/_demo/health", self.cache)
 
     def start_proxy(self, *extra: str, name: str = "proxy") -> Proc:
         if self.proxy is not None:
             self.proxy.stop()
         self.proxy_port, self.admin_port = free_port(), free_port()
         self.proxy = Proc(name, [
-            str(BIN / "redaction-proxy"), "serve", "--upstream", f"http://127.0.0.1:{self.backend_port}",
+            str(BIN / "redaction-proxy"), "serve", "--upstream", f"http://127.0.0.1:{self.cache_port}",
             "--listen", f"127.0.0.1:{self.proxy_port}", "--admin-listen", f"127.0.0.1:{self.admin_port}",
             "--settings", str(SETTINGS), "--shutdown-grace", "2", *extra], self.tmp, SERVER_CORE)
         wait_ready(self.admin_port, "/readyz", self.proxy)
@@ -348,10 +366,47 @@ http {{
 """
 
 
+CACHE_CONF = """
+worker_processes 1;
+user root root;
+pid {tmp}/cache.pid;
+error_log {tmp}/cache-error.log warn;
+events {{ worker_connections 1024; }}
+http {{
+    access_log off;
+    client_body_temp_path {tmp}/cache-client;
+    proxy_temp_path {tmp}/cache-proxy;
+    fastcgi_temp_path {tmp}/cache-fastcgi;
+    uwsgi_temp_path {tmp}/cache-uwsgi;
+    scgi_temp_path {tmp}/cache-scgi;
+    proxy_cache_path {tmp}/cache-store keys_zone=pages:4m max_size=4g inactive=1h;
+    upstream backend {{ server 127.0.0.1:{backend}; keepalive 32; }}
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{
+            proxy_pass http://backend;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host $http_host;  # paging links name the origin the client used
+            proxy_cache pages;
+            proxy_cache_key "$http_authorization|$http_x_demo_synthetic_records|$request_uri";
+            proxy_cache_valid 200 1h;
+            proxy_cache_lock on;
+            proxy_cache_lock_timeout 600s;
+            proxy_max_temp_file_size 4096m;
+            proxy_read_timeout 600s;
+            proxy_ignore_headers Cache-Control Expires Set-Cookie Vary;
+        }}
+    }}
+}}
+"""
+
+
 def throughput(stack: Stack, seconds: int) -> tuple[list[WrkResult], dict[str, bool], int]:
     tmp = stack.tmp
     be, assert_be = stack.backend_port, stack.backend
-    assert assert_be is not None
+    assert assert_be is not None and stack.cache is not None
+    cp = stack.cache_port
     # Choose the page: measure bytes per record with many fields, then pick the limit for ~100 KB.
     probe_status, probe = get(be, f"/api/v4/activities.json?limit=50&fields={fields_query()}", auth(2))
     check(probe_status == 200, f"backend probe: status {probe_status}")
@@ -363,6 +418,10 @@ def throughput(stack: Stack, seconds: int) -> tuple[list[WrkResult], dict[str, b
     status, direct = get(be, page, auth(2))
     check(status == 200, f"backend page: status {status}")
     check_page(direct, limit, restricted=False, what="backend direct page")
+    for user in (1, 2):  # fill the cache; it gives the backend's records (links name the cache's origin)
+        status, cached = get(cp, page, auth(user))
+        check(status == 200 and orjson.loads(cached)["data"] == orjson.loads(get(be, page, auth(user))[1])["data"],
+              f"cache page token-{user}")
     status, body1 = get(stack.proxy_port, page, auth(1))
     check(status == 200, f"policed page token-1: status {status}")
     doc1 = check_page(body1, limit, restricted=False, what="policed page token-1")
@@ -379,7 +438,7 @@ def throughput(stack: Stack, seconds: int) -> tuple[list[WrkResult], dict[str, b
 
     nginx_port = free_port()
     conf = tmp / "nginx.conf"
-    conf.write_text(NGINX_CONF.format(tmp=tmp, backend=be, port=nginx_port))
+    conf.write_text(NGINX_CONF.format(tmp=tmp, backend=cp, port=nginx_port))
     nginx = Proc("nginx", ["nginx", "-p", f"{tmp}/", "-e", f"{tmp}/nginx-error.log", "-c", str(conf),
                            "-g", "daemon off;"], tmp, SERVER_CORE)
     wait_ready(nginx_port, f"/_demo/blob?bytes={BLOB_BYTES}", nginx)
@@ -389,7 +448,7 @@ def throughput(stack: Stack, seconds: int) -> tuple[list[WrkResult], dict[str, b
     mitm_port = free_port()
     addon = tmp / "addon.py"
     addon.write_text(MITM_ADDON)
-    mitm = Proc("mitmdump", [str(MITM_VENV / "bin" / "mitmdump"), "--mode", f"reverse:http://127.0.0.1:{be}",
+    mitm = Proc("mitmdump", [str(MITM_VENV / "bin" / "mitmdump"), "--mode", f"reverse:http://127.0.0.1:{cp}",
                              "--listen-host", "127.0.0.1", "--listen-port", str(mitm_port), "-s", str(addon),
                              "-q", "--set", f"confdir={tmp}/mitm-conf", "--set", "termlog_verbosity=error",
                              "--set", "flow_detail=0"], tmp, SERVER_CORE)
@@ -400,7 +459,8 @@ def throughput(stack: Stack, seconds: int) -> tuple[list[WrkResult], dict[str, b
 
     url = "http://127.0.0.1:{}{}".format
     rows = [
-        wrk(tmp, "backend direct", url(be, page), 2, seconds, assert_be),
+        wrk(tmp, "demo backend direct", url(be, page), 2, seconds, assert_be),
+        wrk(tmp, "backend: nginx cache", url(cp, page), 2, seconds, stack.cache),
         wrk(tmp, "bare relay (proxy)", url(stack.proxy_port, f"/_demo/blob?bytes={BLOB_BYTES}"), 1, seconds, proxy),
         wrk(tmp, "nginx relay", url(nginx_port, f"/_demo/blob?bytes={BLOB_BYTES}"), 1, seconds, nginx),
         wrk(tmp, "policed, token-1 (all)", url(stack.proxy_port, page), 1, seconds, proxy),
@@ -414,7 +474,8 @@ def throughput(stack: Stack, seconds: int) -> tuple[list[WrkResult], dict[str, b
     by = {r.name: r for r in rows}
     bare, restricted, peer = by["bare relay (proxy)"], by["policed, token-2 (restr.)"], by["mitmproxy, token-2"]
     print(f"\n1. Throughput, wrk -t1 -c32 -d{seconds}s (server CPU: the process on core "
-          f"{SERVER_CORE}, or the backend for 'backend direct')")
+          f"{SERVER_CORE}, or the backend for the first two rows). Every server below the first row "
+          "talks to the nginx cache.")
     head = (f"{'row':<27}{'req/s':>9}{'p50 ms':>8}{'p99 ms':>8}{'errors':>8}{'x bare':>8}{'x mitm':>8}"
             f"{'srv CPU%':>9}{'CPU us/req':>11}")
     print(head)
@@ -507,8 +568,11 @@ def big_row(stack: Stack, name: str, target: str, headers: dict[str, str], expec
             targets: Callable[[float, float], list[tuple[str, bool]]], backend_direct: bool) -> BigRow:
     backend_mbps = None
     if backend_direct:
-        direct = stream(stack.backend_port, target, headers, keep=False)
-        check(direct.status == 200, f"{name}: backend direct status {direct.status}")
+        fill = stream(stack.cache_port, target, headers, keep=False)  # at the demo backend's own pace
+        check(fill.status == 200, f"{name}: cache fill status {fill.status}")
+        os.sync()  # the cache file's writeback would otherwise compete with the run below
+        direct = stream(stack.cache_port, target, headers, keep=False)
+        check(direct.status == 200 and direct.nbytes == fill.nbytes, f"{name}: cache status {direct.status}")
         backend_mbps = direct.nbytes / direct.seconds / 1e6
     proxy = stack.start_proxy("--request-timeout", str(BIG_TIMEOUT), name=f"proxy-{name.split()[0]}")
     sampler = Sampler(proxy.pid)
@@ -575,7 +639,7 @@ def big_bodies(stack: Stack, quick: bool) -> tuple[list[BigRow], float]:
     rows.append(big_row(stack, "1 GB unpoliced blob", f"/_demo/blob?bytes={gb}", headers, blob_expect(gb),
                         gb_blob, backend_direct=True))
     print("\n2. Big bodies through the proxy (streaming client; proxy restarted per row; RSS sampled every 50 ms)")
-    head = (f"{'row':<26}{'bytes out':>14}{'MB/s':>8}{'backend MB/s':>14}{'peak RSS MB':>13}{'VmHWM MB':>10}"
+    head = (f"{'row':<26}{'bytes out':>14}{'MB/s':>8}{'cache MB/s':>14}{'peak RSS MB':>13}{'VmHWM MB':>10}"
             f"{'proxy CPU%':>11}  targets")
     print(head)
     print("-" * len(head))
@@ -591,10 +655,10 @@ def big_bodies(stack: Stack, quick: bool) -> tuple[list[BigRow], float]:
 
 def pipeline(stack: Stack, per_record: float, megabytes: float) -> tuple[float, float, int]:
     from proxy.decide import make_plan
-    from proxy.memory import keep_heap_slack
     from proxy.facts.settings import load_settings
     from proxy.facts.viewer import Viewer
     from proxy.jsonstream import Element, IndexSplitter
+    from proxy.memory import keep_heap_slack
     from proxy.policy.fields import parse_fields, render_fields
     from proxy.policy.load import load_policies
     from proxy.transform import transform_element
@@ -768,6 +832,7 @@ def main() -> int:
         try:
             stack = Stack(tmp)
             stack.start_backend(1)
+            stack.start_cache()
             _, wrk_targets, limit = throughput(stack, seconds)
             targets.update(wrk_targets)
             rows, per_record = big_bodies(stack, args.quick)
@@ -776,7 +841,8 @@ def main() -> int:
                     targets[f"{row.name}: {name}"] = ok
             pipe, plain, _ = pipeline(stack, per_record, 50.0)
             targets[f"pipeline >= 1.0x orjson loads+dumps ({pipe / plain:.2f}x)"] = pipe >= plain
-            assert stack.backend is not None
+            assert stack.backend is not None and stack.cache is not None
+            stack.cache.stop()
             stack.backend.stop()
             targets["one facts crawl for 50 concurrent cold requests"] = facts_crawl(tmp, limit)
         finally:
