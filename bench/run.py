@@ -228,10 +228,8 @@ class Stack:
     def start_cache(self) -> None:
         """nginx caching the demo backend's answers, on the backend's core: the upstream of every row."""
         self.cache_port = free_port()
-        conf = self.tmp / "cache.conf"
-        conf.write_text(CACHE_CONF.format(tmp=self.tmp, backend=self.backend_port, port=self.cache_port))
-        self.cache = Proc("cache", ["nginx", "-p", f"{self.tmp}/", "-e", f"{self.tmp}/cache-error.log", "-c",
-                                    str(conf), "-g", "daemon off;"], self.tmp, CLIENT_CORE)
+        self.cache = start_nginx(self.tmp, "cache", self.backend_port, self.cache_port, CLIENT_CORE,
+                                 http_extra=CACHE_HTTP, location_extra=CACHE_LOCATION)
         wait_ready(self.cache_port, "/_demo/health", self.cache)
 
     def start_proxy(self, *extra: str, name: str = "proxy") -> Proc:
@@ -340,16 +338,17 @@ def response(flow):
 NGINX_CONF = """
 worker_processes 1;
 user root root;
-pid {tmp}/nginx.pid;
-error_log {tmp}/nginx-error.log warn;
+pid {tmp}/{name}.pid;
+error_log {tmp}/{name}-error.log warn;
 events {{ worker_connections 1024; }}
 http {{
     access_log off;
-    client_body_temp_path {tmp}/nginx-client;
-    proxy_temp_path {tmp}/nginx-proxy;
-    fastcgi_temp_path {tmp}/nginx-fastcgi;
-    uwsgi_temp_path {tmp}/nginx-uwsgi;
-    scgi_temp_path {tmp}/nginx-scgi;
+    client_body_temp_path {tmp}/{name}-client;
+    proxy_temp_path {tmp}/{name}-proxy;
+    fastcgi_temp_path {tmp}/{name}-fastcgi;
+    uwsgi_temp_path {tmp}/{name}-uwsgi;
+    scgi_temp_path {tmp}/{name}-scgi;
+    {http_extra}
     upstream backend {{ server 127.0.0.1:{backend}; keepalive 32; }}
     server {{
         listen 127.0.0.1:{port};
@@ -357,36 +356,14 @@ http {{
             proxy_pass http://backend;
             proxy_http_version 1.1;
             proxy_set_header Connection "";
-            proxy_buffering on;
-            proxy_buffer_size 16k;
-            proxy_buffers 64 8k;
+            {location_extra}
         }}
     }}
 }}
 """
-
-
-CACHE_CONF = """
-worker_processes 1;
-user root root;
-pid {tmp}/cache.pid;
-error_log {tmp}/cache-error.log warn;
-events {{ worker_connections 1024; }}
-http {{
-    access_log off;
-    client_body_temp_path {tmp}/cache-client;
-    proxy_temp_path {tmp}/cache-proxy;
-    fastcgi_temp_path {tmp}/cache-fastcgi;
-    uwsgi_temp_path {tmp}/cache-uwsgi;
-    scgi_temp_path {tmp}/cache-scgi;
-    proxy_cache_path {tmp}/cache-store keys_zone=pages:4m max_size=4g inactive=1h;
-    upstream backend {{ server 127.0.0.1:{backend}; keepalive 32; }}
-    server {{
-        listen 127.0.0.1:{port};
-        location / {{
-            proxy_pass http://backend;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
+RELAY_LOCATION = "proxy_buffering on; proxy_buffer_size 16k; proxy_buffers 64 8k;"
+CACHE_HTTP = "proxy_cache_path {tmp}/cache-store keys_zone=pages:4m max_size=4g inactive=1h;"
+CACHE_LOCATION = """
             proxy_set_header Host $http_host;  # paging links name the origin the client used
             proxy_cache pages;
             proxy_cache_key "$http_authorization|$http_x_demo_synthetic_records|$request_uri";
@@ -395,11 +372,16 @@ http {{
             proxy_cache_lock_timeout 600s;
             proxy_max_temp_file_size 4096m;
             proxy_read_timeout 600s;
-            proxy_ignore_headers Cache-Control Expires Set-Cookie Vary;
-        }}
-    }}
-}}
-"""
+            proxy_ignore_headers Cache-Control Expires Set-Cookie Vary;"""
+
+
+def start_nginx(tmp: Path, name: str, backend: int, port: int, core: str, *, http_extra: str = "",
+                location_extra: str = "") -> Proc:
+    conf = tmp / f"{name}.conf"
+    conf.write_text(NGINX_CONF.format(tmp=tmp, name=name, backend=backend, port=port,
+                                      http_extra=http_extra.format(tmp=tmp), location_extra=location_extra))
+    return Proc(name, ["nginx", "-p", f"{tmp}/", "-e", f"{tmp}/{name}-error.log", "-c", str(conf),
+                       "-g", "daemon off;"], tmp, core)
 
 
 def throughput(stack: Stack, seconds: int) -> tuple[list[WrkResult], dict[str, bool], int]:
@@ -437,10 +419,7 @@ def throughput(stack: Stack, seconds: int) -> tuple[list[WrkResult], dict[str, b
           f"through the proxy {len(body1)} B (token-1), {len(body2)} B (token-2); blob {len(blob)} B")
 
     nginx_port = free_port()
-    conf = tmp / "nginx.conf"
-    conf.write_text(NGINX_CONF.format(tmp=tmp, backend=cp, port=nginx_port))
-    nginx = Proc("nginx", ["nginx", "-p", f"{tmp}/", "-e", f"{tmp}/nginx-error.log", "-c", str(conf),
-                           "-g", "daemon off;"], tmp, SERVER_CORE)
+    nginx = start_nginx(tmp, "nginx", cp, nginx_port, SERVER_CORE, location_extra=RELAY_LOCATION)
     wait_ready(nginx_port, f"/_demo/blob?bytes={BLOB_BYTES}", nginx)
     status, nblob = get(nginx_port, f"/_demo/blob?bytes={BLOB_BYTES}")
     check(status == 200 and nblob == expected_blob, "nginx blob")

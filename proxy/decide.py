@@ -40,7 +40,7 @@ class Decision:
     """One object to redact or record to drop. Not frozen: a frozen dataclass sets each field through
     object.__setattr__, and a restricted page makes one of these per hidden object."""
 
-    step: _Step               # the compiled binding that decided
+    step: Step               # the compiled binding that decided
     path: str                 # JSON path of the object, e.g. data[3].vendor
     obj: Any = field(compare=False, repr=False)
     container: Any = field(default=None, compare=False, repr=False)  # None: obj is the record
@@ -68,21 +68,22 @@ class Plan:
     bindings: tuple[Binding, ...]
     upstream_selection: Selection | None  # None: the client's request is forwarded as it is
     added: Added
-    steps: tuple[_Step, ...] = ()  # the bindings compiled for decide, in the order apply needs
-    strips: bool = False           # whether augmentation added anything to strip
+    # Derived once, read per record or per request:
+    steps: tuple[Step, ...] = ()  # the bindings compiled for decide, in the order apply needs
+    strips: bool = False          # whether augmentation added anything to strip
+    filters: bool = False         # whether records may be dropped (then meta.records is recounted)
+    touches: bool = False         # whether records are read at all; if not they go out as they came
 
     def __post_init__(self) -> None:
         ordered = sorted(self.bindings, key=lambda b: _APPLY_ORDER[b.action])
-        object.__setattr__(self, "steps", tuple(_Step.of(b) for b in ordered))
+        object.__setattr__(self, "steps", tuple(Step.of(b) for b in ordered))
         object.__setattr__(self, "strips", bool(self.added))
-
-    @property
-    def filters(self) -> bool:
-        return any(b.action is Action.FILTER_CONTACTS for b in self.bindings)
+        object.__setattr__(self, "filters", any(b.action is Action.FILTER_CONTACTS for b in self.bindings))
+        object.__setattr__(self, "touches", bool(self.steps) or self.strips)
 
 
 @dataclass(frozen=True, slots=True)
-class _Step:
+class Step:
     """One binding ready for decide: its rule's judgement and redaction looked up, and how to
     reach its objects: the record itself (`whole`), one plain key (`vendor`: a single lookup,
     the common case), or the location's generic find."""
@@ -95,11 +96,11 @@ class _Step:
     redact: Callable[[dict[str, Any]], dict[str, Any]]
 
     @staticmethod
-    def of(binding: Binding) -> _Step:
+    def of(binding: Binding) -> Step:
         at = binding.at
         key = at.steps[0][0] if at is not None and len(at.steps) == 1 and not at.steps[0][1] else None
         rule = RESPOND_RULES[binding.action]
-        return _Step(binding, binding.action, at is None, key, rule.hidden, rule.redact)
+        return Step(binding, binding.action, at is None, key, rule.hidden, rule.redact)
 
 
 class PlanCache:

@@ -35,7 +35,7 @@ def transform_element(
     raw: bytes, path: str, plan: Plan, viewer: Viewer, *, enforce: bool
 ) -> tuple[bytes | None, list[Decision]]:
     """Like transform_record, over the raw bytes of one element of an index body."""
-    if not plan.steps and not plan.strips:
+    if not plan.touches:
         check_record(raw)  # nothing to decide or strip: the backend's own bytes, once validated
         return raw, []
     try:

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from proxy.envelope import join_index, split_index
 from proxy.errors import UndecidableError
-from tests.test_jsonstream import MUTATION_BYTES, OBJECTS, TEXT, Json, envelope
+from tests.test_jsonstream import OBJECTS, TEXT, Json, envelope, mutate
 
 
 @st.composite
@@ -42,16 +42,7 @@ def test_records_keep_their_exact_bytes_and_the_document_its_meaning(
 def test_a_mutated_body_is_refused_or_means_what_orjson_reads(
     index: tuple[bytes, list[Json], dict[str, Json] | None], data: st.DataObject,
 ) -> None:
-    body = bytearray(index[0])
-    for _ in range(data.draw(st.integers(1, 3))):
-        at = data.draw(st.integers(0, len(body)))
-        kind = data.draw(st.sampled_from(["insert", "delete", "replace"]))
-        byte = data.draw(st.sampled_from(MUTATION_BYTES))
-        if kind == "insert":
-            body[at:at] = bytes([byte])
-        elif at < len(body):
-            body[at : at + 1] = b"" if kind == "delete" else bytes([byte])
-    mutated = bytes(body)
+    mutated = mutate(index[0], data)
     try:
         records, meta = split_index(mutated)
     except UndecidableError:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import orjson
@@ -13,6 +14,24 @@ from tests.support.harness import start_app, start_proxy
 from tests.support.scripted import Script, make_scripted_app
 
 RITA = {"Authorization": "Bearer token-2", "Accept-Encoding": "identity"}
+
+
+def buffered_or_chunked(body: bytes, chunk: int) -> tuple[Any, dict[str, bool]]:
+    """A backend handler sending `body` with a Content-Length (buffered by the proxy) or, once
+    mode["chunked"] is set, in chunks of `chunk` bytes (streamed)."""
+    mode = {"chunked": False}
+
+    async def answer(request: web.Request) -> web.StreamResponse:
+        if not mode["chunked"]:
+            return web.Response(body=body, content_type="application/json")
+        out = web.StreamResponse(headers={"Content-Type": "application/json"})
+        await out.prepare(request)
+        for i in range(0, len(body), chunk):
+            await out.write(body[i:i + chunk])
+        await out.write_eof()
+        return out
+
+    return answer, mode
 FIELDS = "id,type,quantity,price,total,note,user{name},matter{id},vendor{name}"
 
 
@@ -28,17 +47,7 @@ async def test_streamed_and_buffered_answers_are_identical(settings_file: Path, 
     doc = orjson.loads(page)
     spaced = b'{ "meta" : ' + orjson.dumps(doc["meta"]) + b',\n "data": [\n' + b",\n  ".join(
         orjson.dumps(r) for r in doc["data"]) + b"\n] }"
-    mode = {"chunked": False}
-
-    async def answer(request: web.Request) -> web.StreamResponse:
-        if not mode["chunked"]:
-            return web.Response(body=spaced, content_type="application/json")
-        out = web.StreamResponse(headers={"Content-Type": "application/json"})
-        await out.prepare(request)
-        for i in range(0, len(spaced), 997):  # chunk edges fall inside strings, keys and escapes
-            await out.write(spaced[i:i + 997])
-        await out.write_eof()
-        return out
+    answer, mode = buffered_or_chunked(spaced, 997)  # chunk edges fall inside strings, keys and escapes
 
     script = Script(caller={"id": 2, "roles": []},
                     matters=[{"id": m, "responsible_attorney": firm.matters[m]["responsible_attorney"]["id"]}
@@ -89,17 +98,7 @@ async def test_an_all_visible_callers_records_are_the_backends_bytes(
     (its spacing and escapes kept), and the two answers are the same bytes."""
     records = [b'{"id": 1, "note": "caf\\u00e9 \\"quoted\\""}', b'{ "id":2,"user":{"id":5} }', b'{"id":3}']
     body = b'{"data": [' + b" ,\n".join(records) + b'], "meta": {"paging": {}, "records": 3}}'
-    mode = {"chunked": False}
-
-    async def answer(request: web.Request) -> web.StreamResponse:
-        if not mode["chunked"]:
-            return web.Response(body=body, content_type="application/json")
-        out = web.StreamResponse(headers={"Content-Type": "application/json"})
-        await out.prepare(request)
-        for i in range(0, len(body), 7):
-            await out.write(body[i:i + 7])
-        await out.write_eof()
-        return out
+    answer, mode = buffered_or_chunked(body, 7)
 
     script = Script(caller={"id": 1, "roles": []}, matters=[])
     script.fault = answer

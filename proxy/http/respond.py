@@ -166,8 +166,8 @@ async def _respond_index_buffered(
     x: Exchange, response: aiohttp.ClientResponse, headers: CIMultiDict[str]
 ) -> web.Response:
     raw = await read_limited(response, BUFFER_INDEX_BELOW)
-    if not x.plan.steps and not x.plan.strips:
-        records, meta = split_index(raw)  # nothing to decide on: the records' own bytes
+    if not x.plan.touches:
+        records, meta = split_index(raw)  # nothing to decide or strip: the records' own bytes
         if meta is not msgspec.UNSET:
             meta = await _rewrite_meta(x, meta)
         payload = join_index(records, meta)
