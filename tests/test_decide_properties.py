@@ -147,3 +147,36 @@ def test_schema_drift_on_a_hidden_time_entry_loses_the_unknown_field() -> None:
               "user": {"id": 9}, "matter": {"id": 7}}
     out, _ = transform_record(record, "data[0]", plan, who, enforce=True)
     assert out == {"id": 1, "quantity": None, "note": "n", "quantity_redacted": True}
+
+
+# --- plans are cached per (route, settings, fields text, index); settings per (user, roles) ------
+
+
+def test_a_plan_is_made_once_per_route_settings_and_fields() -> None:
+    from proxy.decide import PlanCache
+    from proxy.errors import BadRequestError
+
+    cache = PlanCache(maxsize=8)
+    route = ROUTES["/activities"]
+    restricted = SETTINGS.for_caller(2, ())
+    everyone = SETTINGS.for_caller(1, ())
+    first = cache.get(route, restricted, "id,quantity,user{id}", index=True)
+    assert cache.get(route, restricted, "id,quantity,user{id}", index=True) is first
+    assert first == make_plan(route, restricted, parse_fields("id,quantity,user{id}"), index=True)
+    assert first.touches and not cache.get(route, everyone, "id,quantity,user{id}", index=True).touches
+    assert cache.get(route, restricted, "id,note", index=True) is not first
+    for _ in range(2):  # a malformed fields text is refused every time, never cached
+        try:
+            cache.get(route, restricted, "id,,x", index=True)
+        except BadRequestError:
+            pass
+        else:
+            raise AssertionError("a malformed fields text made a plan")
+
+
+def test_settings_are_resolved_once_per_caller_and_roles() -> None:
+    settings = Settings(ALL, {"Intern": RESTRICTED}, {}, "test")
+    intern = settings.for_caller(7, ("Intern",))
+    assert settings.for_caller(7, ("Intern",)) is intern
+    assert settings.for_caller(7, ()) != intern  # other roles, other settings
+    assert Settings(ALL, {}, {}, "reloaded").for_caller(7, ("Intern",)) != intern  # a reload starts afresh
