@@ -334,6 +334,25 @@ async def test_a_bad_streamed_record_is_never_delivered(
     assert CANARY.encode() not in body
 
 
+@pytest.mark.parametrize("streamed", [False, True], ids=["buffered", "streamed"])
+async def test_a_record_a_rule_reads_goes_out_as_decided_never_as_sent(
+    rig: Rig, http: aiohttp.ClientSession, streamed: bool
+) -> None:
+    """A duplicate key lets two parsers read one record differently (last wins here; first wins in
+    some clients). Records a rule reads are re-encoded from what was decided on, so the hidden id
+    950 that came first in the backend's bytes cannot reach a first-wins client."""
+    record = b'{"id":950,"name":"' + CANARY.encode() + b'","id":900}'
+    if streamed:
+        handler = _streamed([record])
+    else:
+        async def handler(request: web.Request) -> web.Response:
+            return web.Response(body=b'{"data":[' + record + b'],"meta":{"records":1}}',
+                                content_type="application/json")
+    status, body = await _fault(rig, handler, http, 2)
+    assert status == 200, body[:300]
+    assert b"950" not in body and body.count(b'"id":900') == len(orjson.loads(body)["data"])
+
+
 @pytest.mark.parametrize("caller", [2, 1], ids=["restricted", "all-visible"])
 async def test_good_streamed_records_go_through(rig: Rig, http: aiohttp.ClientSession, caller: int) -> None:
     status, body = await _fault(rig, _streamed([b'{"id":900,"name":"Visible Again"}']), http, caller)
