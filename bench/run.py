@@ -662,6 +662,7 @@ def pipeline(stack: Stack, per_record: float, megabytes: float) -> tuple[float, 
                             if (m.get("responsible_attorney") or {}).get("id") == RESTRICTED_USER)
     viewer = Viewer(RESTRICTED_USER, roles, user_settings, frozenset(), responsible)
     plan = make_plan(routes["/activities"], viewer.settings, parse_fields(FIELDS), index=True)
+    bound = plan.bind(viewer)
     upstream_fields = render_fields(plan.upstream_selection) if plan.upstream_selection is not None else FIELDS
     n = round(megabytes * 1e6 / per_record)
     body_t = stream(be, f"/api/v4/activities.json?fields={fields_query(upstream_fields)}",
@@ -680,7 +681,7 @@ def pipeline(stack: Stack, per_record: float, megabytes: float) -> tuple[float, 
             out: list[bytes] = []
             for piece in splitter.feed(bytes(view[start: start + chunk])):
                 if isinstance(piece, Element):
-                    raw, _ = transform_element(piece.raw, f"data[{index}]", plan, viewer, enforce=True)
+                    raw, _ = transform_element(piece.raw, f"data[{index}]", bound, enforce=True)
                     index += 1
                     if raw is not None:
                         out.append(raw)

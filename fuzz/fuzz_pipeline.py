@@ -50,6 +50,7 @@ ROUTE = next(r for r in POLICIES.routes if r.template == "/communications")
 SETTINGS = Settings(ALL, {}, {2: RESTRICTED}, "fuzz")
 VIEWER = Viewer(2, ("Attorney",), SETTINGS.for_caller(2, ("Attorney",)), VISIBLE, RESPONSIBLE)
 PLAN = make_plan(ROUTE, VIEWER.settings, parse_fields(FIELDS), index=True)
+BOUND = PLAN.bind(VIEWER)
 
 
 def _is_hidden(entry: Any) -> bool:
@@ -117,7 +118,7 @@ def TestOneInput(data: bytes) -> None:
         for index, piece in enumerate(pieces):
             if not isinstance(piece, Element):
                 continue
-            out, _ = transform_element(piece.raw, f"data[{index}]", PLAN, VIEWER, enforce=True)
+            out, _ = transform_element(piece.raw, f"data[{index}]", BOUND, enforce=True)
             if out is not None:
                 check_element(piece.raw, out)
     except (ProxyError, EnvelopeError):

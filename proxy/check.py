@@ -59,7 +59,7 @@ def hours_edit_checks(route: Route, method: str, data: Any, viewer: Viewer) -> l
 
 
 def check_hours_edit(binding: Binding, activity: Any, viewer: Viewer) -> Violation | None:
-    if activity_hours.hours_hidden(activity, viewer):
+    if activity_hours.hours_judge(viewer)(activity):
         error = BLOCK_ERRORS[binding.status](
             f"{binding.rule}: the hours of this time entry cannot be changed by you", rule=binding.rule)
         return Violation(binding, error, activity.get("id") if isinstance(activity, dict) else None)

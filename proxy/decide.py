@@ -26,6 +26,7 @@ from .policy.fields import (
 )
 from .policy.model import Action, Binding, Route, Rule
 from .rules import RESPOND_RULES
+from .rules.base import Judge, RespondRule
 
 _APPLY_ORDER = {
     Action.FILTER_CONTACTS: 0,
@@ -81,26 +82,39 @@ class Plan:
         object.__setattr__(self, "filters", any(b.action is Action.FILTER_CONTACTS for b in self.bindings))
         object.__setattr__(self, "touches", bool(self.steps) or self.strips)
 
+    def bind(self, viewer: Viewer) -> Bound:
+        judged = tuple((step.whole, step.key, step.rule.judge(step.binding, viewer), step) for step in self.steps)
+        return Bound(self, viewer, judged)
+
 
 @dataclass(frozen=True, slots=True)
 class Step:
-    """One binding ready for decide: its rule's judgement and redaction looked up, and how to
-    reach its objects: the record itself (`whole`), one plain key (`vendor`: a single lookup,
-    the common case), or the location's generic find."""
+    """One binding ready for decide: its rule looked up, and how to reach its objects: the record
+    itself (`whole`), one plain key (`vendor`: a single lookup, the common case), or the
+    location's generic find."""
 
     binding: Binding
     action: Action
+    rule: RespondRule
     whole: bool
     key: str | None
-    hidden: Callable[[Any, Binding, Viewer], bool | None]
-    redact: Callable[[dict[str, Any]], dict[str, Any]]
+    redact: Callable[[dict[str, Any]], dict[str, Any]]  # the rule's, looked up once
 
     @staticmethod
     def of(binding: Binding) -> Step:
         at = binding.at
         key = at.steps[0][0] if at is not None and len(at.steps) == 1 and not at.steps[0][1] else None
         rule = RESPOND_RULES[binding.action]
-        return Step(binding, binding.action, at is None, key, rule.hidden, rule.redact)
+        return Step(binding, binding.action, rule, at is None, key, rule.redact)
+
+
+@dataclass(frozen=True, slots=True)
+class Bound:
+    """A plan bound to one caller: each step's judgement built for this viewer, once per request."""
+
+    plan: Plan
+    viewer: Viewer
+    judged: tuple[tuple[bool, str | None, Judge, Step], ...]  # (whole, key, judge, step): unpacked per record
 
 
 class PlanCache:
@@ -171,29 +185,28 @@ def _needs(binding: Binding, reads: tuple[tuple[str, str | None], ...]) -> list[
     return []  # two levels down the backend gives the nested defaults (id, type): nothing to add
 
 
-def decide(record: Any, path: str, plan: Plan, viewer: Viewer) -> list[Decision]:
+def decide(record: Any, path: str, bound: Bound) -> list[Decision]:
     """The decisions for one record (`path` is its JSON path, e.g. data[3]), in the order apply
     carries them out. Raises UndecidableError."""
     out: list[Decision] = []
-    for step in plan.steps:
-        binding = step.binding
-        if step.whole:
-            if step.hidden(record, binding, viewer):
+    for whole, key, hidden, step in bound.judged:
+        if whole:
+            if hidden(record):
                 out.append(Decision(step, path, record))
             continue
-        key = step.key
         if key is not None:
             obj = record.get(key) if isinstance(record, dict) else None
-            if obj is not None and step.hidden(obj, binding, viewer):
+            if obj is not None and hidden(obj):
                 out.append(Decision(step, f"{path}.{key}", obj, record, key))
             continue
-        assert binding.at is not None
+        at = step.binding.at
+        assert at is not None
         try:
-            found = binding.at.find(record)
+            found = at.find(record)
         except TypeError:
-            raise UndecidableError(f"`{binding.at.text}` has an unexpected shape") from None
+            raise UndecidableError(f"`{at.text}` has an unexpected shape") from None
         for suffix, container, where, obj in found:
-            if step.hidden(obj, binding, viewer):
+            if hidden(obj):
                 out.append(Decision(step, path + suffix, obj, container, where))
     return out
 

@@ -9,20 +9,20 @@ from typing import Any
 
 import orjson
 
-from .decide import Decision, Plan, apply, decide
+from .decide import Bound, Decision, apply, decide
 from .envelope import check_record
 from .errors import UndecidableError
-from .facts.viewer import Viewer
 from .policy.fields import strip_added
 
 
 def transform_record(
-    record: Any, path: str, plan: Plan, viewer: Viewer, *, enforce: bool
+    record: Any, path: str, bound: Bound, *, enforce: bool
 ) -> tuple[dict[str, Any] | None, list[Decision]]:
     """The record to send (None: filtered out) and the decisions taken on it."""
     if not isinstance(record, dict):
         raise UndecidableError("a record is not an object")
-    decisions = decide(record, path, plan, viewer) if plan.steps else []
+    plan = bound.plan
+    decisions = decide(record, path, bound) if plan.steps else []
     out: dict[str, Any] | None = record
     if enforce and decisions:
         out = apply(record, decisions)
@@ -32,9 +32,10 @@ def transform_record(
 
 
 def transform_element(
-    raw: bytes, path: str, plan: Plan, viewer: Viewer, *, enforce: bool
+    raw: bytes, path: str, bound: Bound, *, enforce: bool
 ) -> tuple[bytes | None, list[Decision]]:
     """Like transform_record, over the raw bytes of one element of an index body."""
+    plan = bound.plan
     if not plan.touches:
         check_record(raw)  # nothing to decide or strip: the backend's own bytes, once validated
         return raw, []
@@ -42,7 +43,7 @@ def transform_element(
         record = orjson.loads(raw)
     except orjson.JSONDecodeError:
         raise UndecidableError("a record is not valid JSON") from None
-    out, decisions = transform_record(record, path, plan, viewer, enforce=enforce)
+    out, decisions = transform_record(record, path, bound, enforce=enforce)
     if out is None:
         return None, decisions
     if not enforce and not plan.strips:

@@ -53,7 +53,7 @@ def test_hidden_contacts_never_reach_the_output(record: dict[str, Any], visible:
     who = viewer(frozenset(visible))
     plan = make_plan(route, who.settings, parse_fields(FIELDS))
     original = copy.deepcopy(record)
-    out, _ = transform_record(record, "data", plan, who, enforce=True)
+    out, _ = transform_record(record, "data", plan.bind(who), enforce=True)
     assert out is not None
     text = orjson.dumps(out).decode()
     for key in ("senders", "receivers"):
@@ -84,8 +84,8 @@ def test_outputs_do_not_depend_on_hidden_data(record: dict[str, Any], visible: s
                 p["identifier"] = "other@example.com"
                 p["secondary_email"] = "drift@example.com"  # schema drift: the allowlist wins
     plan = make_plan(route, who.settings, parse_fields(FIELDS))
-    a, _ = transform_record(record, "data", plan, who, enforce=True)
-    b, _ = transform_record(twin, "data", plan, who, enforce=True)
+    a, _ = transform_record(record, "data", plan.bind(who), enforce=True)
+    b, _ = transform_record(twin, "data", plan.bind(who), enforce=True)
     assert orjson.dumps(a) == orjson.dumps(b)
 
 
@@ -96,7 +96,7 @@ def test_dry_run_changes_nothing(record: dict[str, Any], visible: set[int]) -> N
     who = viewer(frozenset(visible))
     plan = make_plan(route, who.settings, parse_fields(FIELDS))
     original = copy.deepcopy(record)
-    out, decisions = transform_record(record, "data", plan, who, enforce=False)
+    out, decisions = transform_record(record, "data", plan.bind(who), enforce=False)
     assert out == original
     hidden = sum(1 for k in ("senders", "receivers") for p in original[k]
                  if p["type"] != "User" and p["id"] not in visible)
@@ -117,7 +117,7 @@ def test_hours_and_rates_of_others_never_reach_the_output(activities: list[dict[
     plan = make_plan(route, who.settings, parse_fields("id,quantity,price,total"))
     for activity in activities:
         original = copy.deepcopy(activity)
-        out, _ = transform_record(activity, "data[0]", plan, who, enforce=True)
+        out, _ = transform_record(activity, "data[0]", plan.bind(who), enforce=True)
         assert out is not None
         assert set(out) <= {"id", "quantity", "price", "total", "quantity_redacted", "redacted"}
         own = original["user"]["id"] == 2
@@ -145,7 +145,7 @@ def test_schema_drift_on_a_hidden_time_entry_loses_the_unknown_field() -> None:
     plan = make_plan(route, who.settings, parse_fields("id,quantity,quantity_v2,note"))
     record = {"id": 1, "quantity": 3600.0, "quantity_v2": 3600.0, "note": "n", "type": "TimeEntry",
               "user": {"id": 9}, "matter": {"id": 7}}
-    out, _ = transform_record(record, "data[0]", plan, who, enforce=True)
+    out, _ = transform_record(record, "data[0]", plan.bind(who), enforce=True)
     assert out == {"id": 1, "quantity": None, "note": "n", "quantity_redacted": True}
 
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from aiohttp import web
 from yarl import URL
 
-from ..decide import Decision, Plan
+from ..decide import Bound, Decision, Plan
 from ..facts.viewer import Viewer
 from ..policy.model import Action, Route, Rule
 from .state import Loaded, Outcome, Services
@@ -21,14 +21,21 @@ class Exchange:
     loaded: Loaded
     route: Route
     method: str
-    viewer: Viewer
-    plan: Plan
+    bound: Bound                    # the plan, bound to this caller
     authorization: str
     client_fields: str | None       # the client's own `fields` text, for paging links
     count_target: str | None        # the contacts index to count honestly, when the plan filters
     public: URL
     outcome: Outcome
     tally: Counter[tuple[Rule, Action]] = field(default_factory=Counter)
+
+    @property
+    def plan(self) -> Plan:
+        return self.bound.plan
+
+    @property
+    def viewer(self) -> Viewer:
+        return self.bound.viewer
 
     def note(self, decisions: list[Decision]) -> None:
         """Count and, in dry-run (or at debug), log each decision: rule, route, path, id, action."""

@@ -99,7 +99,7 @@ async def handle_policed(
         query = _with_fields(query, render_fields(plan.upstream_selection))
     forward = render_target(segments, query)
     x = Exchange(
-        request, services, loaded, route, method, viewer, plan, authorization, fields_text,
+        request, services, loaded, route, method, plan.bind(viewer), authorization, fields_text,
         _count_target(route.template, segments, target.query) if plan.filters else None,
         public_origin(request, services.config.public_origin), outcome,
     )

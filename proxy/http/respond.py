@@ -62,7 +62,7 @@ async def respond_show(x: Exchange, response: aiohttp.ClientResponse, headers: C
         raise UndecidableError("the backend's answer is not valid JSON") from None
     if not isinstance(doc, dict) or set(doc) != {"data"}:
         raise UndecidableError("the backend's answer is not {\"data\": {...}}")
-    record, decisions = transform_record(doc["data"], "data", x.plan, x.viewer, enforce=x.services.enforce)
+    record, decisions = transform_record(doc["data"], "data", x.bound, enforce=x.services.enforce)
     x.note(decisions)
     if record is None:
         raise UndecidableError("a single object cannot be filtered")
@@ -195,7 +195,7 @@ async def _transform_index(x: Exchange, raw: bytes) -> bytes:
     enforce = x.services.enforce
     kept = []
     for i, record in enumerate(records):
-        out, decisions = transform_record(record, f"data[{i}]", x.plan, x.viewer, enforce=enforce)
+        out, decisions = transform_record(record, f"data[{i}]", x.bound, enforce=enforce)
         if decisions:
             x.note(decisions)
         if out is not None:
@@ -209,7 +209,7 @@ async def _transform_index(x: Exchange, raw: bytes) -> bytes:
 async def _stream_index(x: Exchange, response: aiohttp.ClientResponse, emitter: _Emitter) -> None:
     splitter = IndexSplitter(max_element_bytes=x.services.config.max_element)
     enforce = x.services.enforce
-    plan, viewer = x.plan, x.viewer
+    bound = x.bound
     index = sent = 0
     meta: list[Any] = []
 
@@ -218,7 +218,7 @@ async def _stream_index(x: Exchange, response: aiohttp.ClientResponse, emitter: 
         out: list[bytes] = []  # one write per chunk, not one per record
         for piece in pieces:
             if isinstance(piece, Element):
-                raw, decisions = transform_element(piece.raw, f"data[{index}]", plan, viewer, enforce=enforce)
+                raw, decisions = transform_element(piece.raw, f"data[{index}]", bound, enforce=enforce)
                 index += 1
                 if decisions:
                     x.note(decisions)

@@ -7,13 +7,14 @@ attorney of its matter.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from ..errors import UndecidableError
 from ..facts.settings import ActivityHoursVisibility, UserSettings
 from ..facts.viewer import Viewer
 from ..policy.model import Binding, Rule
-from .base import ref_id
+from .base import Judge, ref_id
 
 HOURS_FIELDS = (
     "quantity",
@@ -41,20 +42,27 @@ def restricted(settings: UserSettings) -> bool:
     return settings.activity_hours_visibility is not ActivityHoursVisibility.ALL
 
 
-def hours_hidden(activity: Any, viewer: Viewer) -> bool:
-    if not isinstance(activity, dict):
-        raise UndecidableError("expected an activity object")
-    kind = activity.get("type")
-    if kind != "TimeEntry":
-        if not isinstance(kind, str):
-            raise UndecidableError("an activity lacks its type")
-        return False
-    if ref_id(activity, "user") == viewer.user_id:
-        return False
-    if viewer.responsible_matters is None:
-        raise UndecidableError("responsible matters were not resolved")
-    matter = ref_id(activity, "matter")
-    return matter is None or matter not in viewer.responsible_matters
+def hours_judge(viewer: Viewer) -> Callable[[Any], bool]:
+    """Whether an activity's hours are hidden from this caller (also used to refuse edits)."""
+    me = viewer.user_id
+    responsible = viewer.responsible_matters
+
+    def hidden(activity: Any) -> bool:
+        if not isinstance(activity, dict):
+            raise UndecidableError("expected an activity object")
+        kind = activity.get("type")
+        if kind != "TimeEntry":
+            if not isinstance(kind, str):
+                raise UndecidableError("an activity lacks its type")
+            return False
+        if ref_id(activity, "user") == me:
+            return False
+        if responsible is None:
+            raise UndecidableError("responsible matters were not resolved")
+        matter = ref_id(activity, "matter")
+        return matter is None or matter not in responsible
+
+    return hidden
 
 
 class HoursRedaction:
@@ -67,8 +75,8 @@ class HoursRedaction:
     def reads(self, binding: Binding, settings: UserSettings) -> tuple[tuple[str, str | None], ...]:
         return (("type", None), ("user", "id"), ("matter", "id"))
 
-    def hidden(self, obj: Any, binding: Binding, viewer: Viewer) -> bool | None:
-        return hours_hidden(obj, viewer)
+    def judge(self, binding: Binding, viewer: Viewer) -> Judge:
+        return hours_judge(viewer)
 
     def redact(self, obj: dict[str, Any]) -> dict[str, Any]:
         if not KNOWN_FIELDS.issuperset(obj):

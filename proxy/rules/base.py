@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from ..errors import UndecidableError
 from ..facts.settings import UserSettings
 from ..facts.viewer import Viewer
 from ..policy.model import Binding, Rule
+
+Judge = Callable[[Any], bool | None]
 
 
 class RespondRule(Protocol):
@@ -23,8 +26,10 @@ class RespondRule(Protocol):
     def reads(self, binding: Binding, settings: UserSettings) -> tuple[tuple[str, str | None], ...]:
         """Fields of the object the judgement reads: (name, None) or (name, nested name)."""
 
-    def hidden(self, obj: Any, binding: Binding, viewer: Viewer) -> bool | None:
-        """True: redact; False: leave; None: not an object of this rule (a user among participants)."""
+    def judge(self, binding: Binding, viewer: Viewer) -> Judge:
+        """The judgement of one object for this caller, built once per request (the caller's ids
+        and visible sets captured): True: redact; False: leave; None: not an object of this rule
+        (a user among participants). Raises UndecidableError on a shape it cannot judge."""
 
     def redact(self, obj: dict[str, Any]) -> dict[str, Any]:
         """The redacted object: `obj` changed in place, or a replacement (a contact stub)."""

@@ -12,7 +12,7 @@ from ..errors import UndecidableError
 from ..facts.settings import BillingRateVisibility, UserSettings
 from ..facts.viewer import Viewer
 from ..policy.model import Binding, Rule
-from .base import ref_id
+from .base import Judge, ref_id
 
 RATE_FIELDS = ("price", "total")
 
@@ -29,12 +29,16 @@ class RateRedaction:
             return ()
         return (("user", "id"),)
 
-    def hidden(self, obj: Any, binding: Binding, viewer: Viewer) -> bool | None:
-        if not isinstance(obj, dict):
-            raise UndecidableError("expected an activity object")
-        if viewer.settings.billing_rate_visibility is BillingRateVisibility.NONE:
-            return True
-        return ref_id(obj, "user") != viewer.user_id
+    def judge(self, binding: Binding, viewer: Viewer) -> Judge:
+        none = viewer.settings.billing_rate_visibility is BillingRateVisibility.NONE
+        me = viewer.user_id
+
+        def hidden(obj: Any) -> bool:
+            if not isinstance(obj, dict):
+                raise UndecidableError("expected an activity object")
+            return none or ref_id(obj, "user") != me
+
+        return hidden
 
     def redact(self, obj: dict[str, Any]) -> dict[str, Any]:
         for name in RATE_FIELDS:

@@ -12,7 +12,7 @@ from ..errors import BLOCK_ERRORS, BadRequestError, UndecidableError
 from ..facts.settings import ContactsVisibility, UserSettings
 from ..facts.viewer import Viewer
 from ..policy.model import Binding, Rule
-from .base import object_id
+from .base import Judge, object_id
 
 CONTACT_TYPES = frozenset({"Person", "Company", "Contact"})
 MASK = "****"
@@ -23,10 +23,14 @@ def restricted(settings: UserSettings) -> bool:
     return settings.contacts_visibility is ContactsVisibility.RESTRICTED
 
 
-def visible(contact_id: int, viewer: Viewer) -> bool:
+def _visible_set(viewer: Viewer) -> frozenset[int]:
     if viewer.visible_contacts is None:
         raise UndecidableError("visible contacts were not resolved")
-    return contact_id in viewer.visible_contacts
+    return viewer.visible_contacts
+
+
+def visible(contact_id: int, viewer: Viewer) -> bool:
+    return contact_id in _visible_set(viewer)
 
 
 def is_contact(obj: Any, binding: Binding) -> bool:
@@ -60,10 +64,17 @@ class ContactRedaction:
     def reads(self, binding: Binding, settings: UserSettings) -> tuple[tuple[str, str | None], ...]:
         return (("id", None), ("type", None)) if binding.participants else (("id", None),)
 
-    def hidden(self, obj: Any, binding: Binding, viewer: Viewer) -> bool | None:
-        if not is_contact(obj, binding):
-            return None
-        return not visible(object_id(obj), viewer)
+    def judge(self, binding: Binding, viewer: Viewer) -> Judge:
+        shown = _visible_set(viewer)
+        if not binding.participants:
+            return lambda obj: object_id(obj) not in shown
+
+        def hidden(obj: Any) -> bool | None:
+            if not is_contact(obj, binding):
+                return None
+            return object_id(obj) not in shown
+
+        return hidden
 
     def redact(self, obj: dict[str, Any]) -> dict[str, Any]:
         return stub(obj)
@@ -81,8 +92,9 @@ class ContactFilter:
     def reads(self, binding: Binding, settings: UserSettings) -> tuple[tuple[str, str | None], ...]:
         return (("id", None),)
 
-    def hidden(self, obj: Any, binding: Binding, viewer: Viewer) -> bool | None:
-        return not visible(object_id(obj), viewer)
+    def judge(self, binding: Binding, viewer: Viewer) -> Judge:
+        shown = _visible_set(viewer)
+        return lambda obj: object_id(obj) not in shown
 
     def redact(self, obj: dict[str, Any]) -> dict[str, Any]:
         raise AssertionError("filtered records are dropped, not redacted")
