@@ -307,20 +307,16 @@ def check_page(body: bytes, limit: int, restricted: bool, what: str) -> dict[str
     return doc  # type: ignore[no-any-return]
 
 
-MITM_ADDON = '''
-"""The Python peer: the same redaction work as the proxy does for token-2, as a mitmproxy addon."""
+PEER_REDACT = '''
 import orjson
 
 HOURS = {hours!r}
 CALLER = {caller}
 
 
-def response(flow):
-    if flow.request.headers.get("authorization") != "Bearer token-{caller}":
-        return
-    if not flow.request.path.startswith("/api/v4/activities") or flow.response.status_code != 200:
-        return
-    doc = orjson.loads(flow.response.content)
+def redact(body):
+    """The restricted caller's redaction of an activities page, hard-coded: no policy, no facts."""
+    doc = orjson.loads(body)
     for activity in doc.get("data", []):
         if (activity.get("user") or {}).get("id") == CALLER:
             continue
@@ -332,8 +328,50 @@ def response(flow):
         activity.pop("price", None)
         activity.pop("total", None)
         activity["redacted"] = True
-    flow.response.content = orjson.dumps(doc)
+    return orjson.dumps(doc)
 '''.replace("{hours!r}", repr(HOUR_FIELDS)).replace("{caller}", str(RESTRICTED_USER))
+
+MITM_ADDON = PEER_REDACT + f'''
+
+def response(flow):
+    """The Python peer: the same redaction work as the proxy does for token-2, as a mitmproxy addon."""
+    if flow.request.headers.get("authorization") != "Bearer token-{RESTRICTED_USER}":
+        return
+    if not flow.request.path.startswith("/api/v4/activities") or flow.response.status_code != 200:
+        return
+    flow.response.content = redact(flow.response.content)
+'''
+
+FLOOR_RELAY = PEER_REDACT + f'''
+
+# The floor of any Python redaction relay: aiohttp in and out, orjson loads, the redaction above, orjson
+# dumps, and nothing else (no policy, no facts, no checks, no header hygiene, no logs).
+import sys
+
+import aiohttp
+from aiohttp import web
+
+UPSTREAM, PORT = sys.argv[1], int(sys.argv[2])
+
+
+async def handle(request):
+    auth = request.headers.get("Authorization", "")
+    async with request.app["session"].get(UPSTREAM + request.path_qs, headers={{"Authorization": auth}}) as r:
+        body = await r.read()
+    if r.status == 200 and request.path.startswith("/api/v4/activities") and auth == "Bearer token-{RESTRICTED_USER}":
+        body = redact(body)
+    return web.Response(status=r.status, body=body, content_type="application/json")
+
+
+async def start(app):
+    app["session"] = aiohttp.ClientSession()
+
+
+app = web.Application()
+app.on_startup.append(start)
+app.router.add_route("GET", "/{{tail:.*}}", handle)
+web.run_app(app, host="127.0.0.1", port=PORT, access_log=None, print=None)
+'''
 
 NGINX_CONF = """
 worker_processes 1;
@@ -436,6 +474,16 @@ def throughput(stack: Stack, seconds: int) -> tuple[list[WrkResult], dict[str, b
     check(status == 200, f"mitmproxy page: status {status}")
     check_page(mbody, limit, restricted=True, what="mitmproxy page token-2")
 
+    floor_port = free_port()
+    floor_script = tmp / "floor_relay.py"
+    floor_script.write_text(FLOOR_RELAY)
+    floor = Proc("floor", [str(BIN / "python"), str(floor_script), f"http://127.0.0.1:{cp}", str(floor_port)], tmp,
+                 SERVER_CORE)
+    wait_ready(floor_port, "/_demo/health", floor)
+    status, fbody = get(floor_port, page, auth(2))
+    check(status == 200, f"floor relay page: status {status}")
+    check_page(fbody, limit, restricted=True, what="floor relay page token-2")
+
     url = "http://127.0.0.1:{}{}".format
     rows = [
         wrk(tmp, "demo backend direct", url(be, page), 2, seconds, assert_be),
@@ -445,9 +493,11 @@ def throughput(stack: Stack, seconds: int) -> tuple[list[WrkResult], dict[str, b
         wrk(tmp, "policed, token-1 (all)", url(stack.proxy_port, page), 1, seconds, proxy),
         wrk(tmp, "policed, token-2 (restr.)", url(stack.proxy_port, page), 2, seconds, proxy),
         wrk(tmp, "mitmproxy, token-2", url(mitm_port, page), 2, seconds, mitm),
+        wrk(tmp, "floor: aiohttp+orjson, t-2", url(floor_port, page), 2, seconds, floor),
     ]
     nginx.stop()
     mitm.stop()
+    floor.stop()
     proxy.stop()
     stack.proxy = None
     by = {r.name: r for r in rows}
@@ -471,6 +521,8 @@ def throughput(stack: Stack, seconds: int) -> tuple[list[WrkResult], dict[str, b
             restricted.rps >= 4 * peer.rps,
         f"wrk rows without errors ({sum(r.errors for r in rows)} errors)": all(r.errors == 0 for r in rows),
     }
+    print("  (floor: a hard-coded redaction relay with nothing else, to show what parsing and re-encoding "
+          "alone cost)")
     for name, ok in targets.items():
         print(f"  [{verdict(ok)}] {name}")
     return rows, targets, limit
