@@ -69,11 +69,11 @@ class Plan:
     bindings: tuple[Binding, ...]
     upstream_selection: Selection | None  # None: the client's request is forwarded as it is
     added: Added
-    # Derived once, read per record or per request:
-    steps: tuple[Step, ...] = ()  # the bindings compiled for decide, in the order apply needs
-    strips: bool = False          # whether augmentation added anything to strip
-    filters: bool = False         # whether records may be dropped (then meta.records is recounted)
-    touches: bool = False         # whether records are read at all; if not they go out as they came
+    # Derived once, read per record or per request (not part of a plan's value):
+    steps: tuple[Step, ...] = field(default=(), compare=False)  # bindings compiled for decide, in apply order
+    strips: bool = field(default=False, compare=False)   # whether augmentation added anything to strip
+    filters: bool = field(default=False, compare=False)  # whether records may be dropped (meta.records recounted)
+    touches: bool = field(default=False, compare=False)  # whether records are read at all; if not, sent as they came
 
     def __post_init__(self) -> None:
         ordered = sorted(self.bindings, key=lambda b: _APPLY_ORDER[b.action])
@@ -87,11 +87,11 @@ class Plan:
         return Bound(self, viewer, judged)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class Step:
     """One binding ready for decide: its rule looked up, and how to reach its objects: the record
     itself (`whole`), one plain key (`vendor`: a single lookup, the common case), or the
-    location's generic find."""
+    location's generic find. Compared and hashed by identity: decisions are counted per step."""
 
     binding: Binding
     action: Action

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import operator
 from collections import Counter
 from dataclasses import dataclass, field
 
 from aiohttp import web
 from yarl import URL
 
-from ..decide import Bound, Decision, Plan
+from ..decide import Bound, Decision, Plan, Step
 from ..facts.viewer import Viewer
-from ..policy.model import Action, Route, Rule
+from ..policy.model import Route
 from .state import Loaded, Outcome, Services
 
 
@@ -27,7 +28,11 @@ class Exchange:
     count_target: str | None        # the contacts index to count honestly, when the plan filters
     public: URL
     outcome: Outcome
-    tally: Counter[tuple[Rule, Action]] = field(default_factory=Counter)
+    tally: Counter[Step] = field(default_factory=Counter)  # decisions per step (steps hash by identity)
+    log_each: bool = False          # dry-run, or debug: a log line per decision
+
+    def __post_init__(self) -> None:
+        self.log_each = not self.services.enforce or self.services.config.log_level == "debug"
 
     @property
     def plan(self) -> Plan:
@@ -39,15 +44,11 @@ class Exchange:
 
     def note(self, decisions: list[Decision]) -> None:
         """Count and, in dry-run (or at debug), log each decision: rule, route, path, id, action."""
-        if not decisions:
-            return
         self.outcome.decisions += len(decisions)
-        tally = self.tally
-        for d in decisions:
-            tally[(d.rule, d.action)] += 1
+        self.tally.update(map(_STEP, decisions))
         # Enforce logs decisions only at debug: building a log event per redacted object cost a
         # fifth of the proxy's CPU on a restricted page even when the level filtered it out.
-        if self.services.enforce and self.services.config.log_level != "debug":
+        if not self.log_each:
             return
         log = self.services.log.info if not self.services.enforce else self.services.log.debug
         mode = self.services.config.mode.value
@@ -57,6 +58,9 @@ class Exchange:
 
     def flush_tally(self) -> None:
         mode = self.services.config.mode.value
-        for (rule, action), n in self.tally.items():
-            self.services.metrics.decisions.labels(rule.value, action.value, mode).inc(n)
+        for step, n in self.tally.items():
+            self.services.metrics.decisions.labels(step.binding.rule.value, step.action.value, mode).inc(n)
         self.tally.clear()
+
+
+_STEP = operator.attrgetter("step")
