@@ -9,7 +9,7 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from proxy.decide import make_plan
+from proxy.decide import Bound, make_plan
 from proxy.facts.settings import Settings
 from proxy.facts.viewer import Viewer
 from proxy.policy.fields import parse_fields
@@ -46,14 +46,17 @@ def communication(draw: st.DrawFn) -> dict[str, Any]:
 FIELDS = "id,subject,senders{id,type,name,identifier},receivers{id,type,name,identifier}"
 
 
+def communication_plan(visible: set[int]) -> Bound:
+    """The plan of GET /communications/{id} with FIELDS, bound to a restricted viewer."""
+    who = viewer(frozenset(visible))
+    return make_plan(ROUTES["/communications/{id}"], who.settings, parse_fields(FIELDS)).bind(who)
+
+
 @settings(max_examples=300, deadline=None)
 @given(communication(), st.sets(st.sampled_from(CONTACT_IDS)))
 def test_hidden_contacts_never_reach_the_output(record: dict[str, Any], visible: set[int]) -> None:
-    route = ROUTES["/communications/{id}"]
-    who = viewer(frozenset(visible))
-    plan = make_plan(route, who.settings, parse_fields(FIELDS))
     original = copy.deepcopy(record)
-    out, _ = transform_record(record, "data", plan.bind(who), enforce=True)
+    out, _ = transform_record(record, "data", communication_plan(visible), enforce=True)
     assert out is not None
     text = orjson.dumps(out).decode()
     for key in ("senders", "receivers"):
@@ -74,8 +77,6 @@ def test_hidden_contacts_never_reach_the_output(record: dict[str, Any], visible:
 @given(communication(), st.sets(st.sampled_from(CONTACT_IDS)), st.randoms())
 def test_outputs_do_not_depend_on_hidden_data(record: dict[str, Any], visible: set[int], rnd: Any) -> None:
     """Two backends differing only in hidden contacts' data give identical answers."""
-    route = ROUTES["/communications/{id}"]
-    who = viewer(frozenset(visible))
     twin = copy.deepcopy(record)
     for key in ("senders", "receivers"):
         for p in twin[key]:
@@ -83,20 +84,17 @@ def test_outputs_do_not_depend_on_hidden_data(record: dict[str, Any], visible: s
                 p["name"] = "X" * rnd.randint(1, 40)
                 p["identifier"] = "other@example.com"
                 p["secondary_email"] = "drift@example.com"  # schema drift: the allowlist wins
-    plan = make_plan(route, who.settings, parse_fields(FIELDS))
-    a, _ = transform_record(record, "data", plan.bind(who), enforce=True)
-    b, _ = transform_record(twin, "data", plan.bind(who), enforce=True)
+    bound = communication_plan(visible)
+    a, _ = transform_record(record, "data", bound, enforce=True)
+    b, _ = transform_record(twin, "data", bound, enforce=True)
     assert orjson.dumps(a) == orjson.dumps(b)
 
 
 @settings(max_examples=200, deadline=None)
 @given(communication(), st.sets(st.sampled_from(CONTACT_IDS)))
 def test_dry_run_changes_nothing(record: dict[str, Any], visible: set[int]) -> None:
-    route = ROUTES["/communications/{id}"]
-    who = viewer(frozenset(visible))
-    plan = make_plan(route, who.settings, parse_fields(FIELDS))
     original = copy.deepcopy(record)
-    out, decisions = transform_record(record, "data", plan.bind(who), enforce=False)
+    out, decisions = transform_record(record, "data", communication_plan(visible), enforce=False)
     assert out == original
     hidden = sum(1 for k in ("senders", "receivers") for p in original[k]
                  if p["type"] != "User" and p["id"] not in visible)

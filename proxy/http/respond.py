@@ -223,8 +223,7 @@ async def _stream_index(x: Exchange, response: aiohttp.ClientResponse, emitter: 
                 if decisions:
                     x.note(decisions)
                 if raw is not None:
-                    out.append(b"," + raw if sent else b'{"data":[' + raw)
-                    sent += 1
+                    out.append(raw)
             elif piece.key == "meta":
                 try:
                     meta.append(orjson.loads(piece.raw))
@@ -233,7 +232,8 @@ async def _stream_index(x: Exchange, response: aiohttp.ClientResponse, emitter: 
             else:
                 raise UndecidableError("the index has an unexpected member")
         if out:
-            await emitter.write(b"".join(out))
+            await emitter.write((b"," if sent else b'{"data":[') + b",".join(out))
+            sent += len(out)
 
     try:
         async for chunk in response.content.iter_chunked(64 * 1024):
