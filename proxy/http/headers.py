@@ -1,5 +1,6 @@
 """Header hygiene, both ways: hop-by-hop and framing headers are never copied; forwarding headers
-are the proxy's own; policed responses lose everything that describes the unredacted body.
+are the proxy's own; policed responses keep only an allowlist of the backend's headers, so nothing
+that describes the unredacted body (digests, counts, validators) survives.
 """
 
 from __future__ import annotations
@@ -29,11 +30,24 @@ METHOD_OVERRIDES = frozenset({"x-http-method-override", "x-http-method", "x-meth
 POLICED_REQUEST_DROP = frozenset({
     "range", "if-range", "if-none-match", "if-modified-since", "accept-encoding",
 })
-POLICED_RESPONSE_DROP = frozenset({
-    "content-length", "content-encoding", "content-type", "etag", "last-modified", "accept-ranges",
-    "cache-control", "expires", "pragma", "vary", "content-range", "content-md5", "digest",
-    "age",
+POLICED_RESPONSE_PASS = frozenset({
+    "x-api-version",                       # the API echoes the version it answered with
+    "x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-reset",  # per token, not per body
+    "retry-after",                         # with 429/503: when to come back
+    "deprecation", "sunset",               # about the endpoint, not about this body
+    "content-language",                    # the language the (redacted) body is still in
+    "allow",                               # with a backend 405: the methods of the resource
+    "www-authenticate",                    # with a backend 401: how to authenticate
 })
+"""The backend's response headers a policed answer may carry: an allowlist, since a policed body is
+the proxy's own and any other header may describe the body the backend sent (a `Content-Digest`,
+`Repr-Digest` or `Content-MD5` of the hidden text lets a caller confirm guesses offline; `X-Total-Count`,
+`X-Records`, `Content-Range` count records the caller must not see; `ETag`/`Last-Modified` identify the
+unredacted version). Framing, type, encoding, caching and the proxy's own ETag are set for the body the
+proxy sends (`mark_private`, `finish_buffered`); Location, Content-Location and Link are rewritten
+onto the public origin (links.py). `Set-Cookie` is dropped too: the API authenticates with bearer
+tokens, and a cookie is an opaque value the backend chose that the proxy cannot examine and that a
+shared client would replay for whoever calls next. `Warning` (obsolete, free text) is dropped."""
 SINGLETONS = ("authorization", "content-type", "x-api-version", "if-match", "host")
 _ALIAS = re.compile(r"[_.]")
 _VISIBLE = re.compile(rb"[!-~]+\Z")
@@ -97,10 +111,10 @@ def client_response_headers(upstream: CIMultiDictProxy[str], *, policed: bool) -
         low = name.lower()
         if low in HOP_BY_HOP or low in named or low in ("server", "via", "date"):
             continue
-        if policed and low in POLICED_RESPONSE_DROP:
-            continue
         if low in ("location", "content-location", "link"):
             continue  # rewritten onto the public origin by the caller (links.py)
+        if policed and low not in POLICED_RESPONSE_PASS:
+            continue  # it may describe the body the backend sent, not the one the proxy sends
         out.add(name, value)
     return out
 

@@ -1,0 +1,168 @@
+"""Edges of the policed pipeline (issue 9, classes 11, 12, 14, 15), over real sockets.
+
+11: headers that describe the backend's body never ride on a policed answer (allowlist).
+12: ordering or filtering by a field hidden from the caller is refused before the backend.
+14: a missing or malformed Host never builds a wrong link nor a 500.
+15: dry-run passes on a backend answer it cannot examine, and logs it as undecidable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import orjson
+import pytest
+from aiohttp import web
+
+from tests.support.harness import RunningProxy, start_app, start_proxy
+from tests.support.scripted import Script, make_scripted_app
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+# User 2 is restricted by every rule; user 1 sees everything (conftest's settings_file).
+OWN_ENTRY = {"id": 1, "type": "TimeEntry", "user": {"id": 2}, "matter": {"id": 500}, "date": "2024-01-02",
+             "quantity": 3600.0, "price": 250.0, "total": 250.0, "vendor": None}
+ACTIVITIES = {"data": [OWN_ENTRY], "meta": {"paging": {}, "records": 43}}
+ONE_ACTIVITY = {"data": OWN_ENTRY}
+
+
+@dataclass
+class Rig:
+    script: Script
+    backend: Any
+    proxy: RunningProxy
+
+    def url(self, path: str) -> str:
+        return str(self.proxy.url) + path
+
+    def as_caller(self, caller: int) -> dict[str, str]:
+        self.script.caller = {"id": caller, "roles": []}
+        return {"Authorization": f"Bearer token-{caller}"}
+
+
+async def _rig(settings_file: Path, **options: Any) -> Rig:
+    script = Script(caller={"id": 2, "roles": []}, matters=[{"id": 500, "client": 900, "responsible_attorney": 7}],
+                    default_answer=(200, ACTIVITIES))
+    backend = await start_app(make_scripted_app(script))
+    proxy = await start_proxy(backend.make_url("/"), settings_file, **options)
+    return Rig(script, backend, proxy)
+
+
+@pytest.fixture
+async def rig(settings_file: Path) -> AsyncIterator[Rig]:
+    r = await _rig(settings_file)
+    yield r
+    await r.proxy.close()
+    await r.backend.close()
+
+
+@pytest.fixture
+async def dry(settings_file: Path) -> AsyncIterator[Rig]:
+    r = await _rig(settings_file, mode="dry-run")
+    yield r
+    await r.proxy.close()
+    await r.backend.close()
+
+
+async def raw_request(rig: Rig, data: bytes) -> bytes:
+    """Exact bytes to the proxy, read to the end (HTTP/1.0 answers close the connection)."""
+    reader, writer = await asyncio.open_connection(rig.proxy.url.host, rig.proxy.url.port)
+    writer.write(data)
+    await writer.drain()
+    try:
+        chunks = []
+        while chunk := await asyncio.wait_for(reader.read(65536), 5):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        writer.close()
+
+
+def status_of(raw: bytes) -> int:
+    return int(raw.split(b" ", 2)[1])
+
+
+def body_of(raw: bytes) -> bytes:
+    return raw.partition(b"\r\n\r\n")[2]
+
+
+# ---------------------------------------------------------------------------------------------
+# 11. Headers that describe the unredacted body
+
+DESCRIBING = {
+    "Content-Digest": "sha-256=:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=:",
+    "Repr-Digest": "sha-256=:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=:",
+    "Digest": "SHA-256=47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=",
+    "Content-MD5": "Q2hlY2sgSW50ZWdyaXR5IQ==",
+    "X-Total-Count": "43", "X-Records": "43", "X-Total": "43", "X-Hidden-Records": "37",
+    "ETag": '"backend-etag"', "Last-Modified": "Tue, 02 Jan 2024 00:00:00 GMT", "Set-Cookie": "s=abc",
+    "X-Backend-Note": "anything a newer backend adds",
+}
+PASSING = {"X-API-VERSION": "4.0.9", "X-RateLimit-Limit": "50", "X-RateLimit-Remaining": "49",
+           "X-RateLimit-Reset": "1700000000", "Deprecation": "true", "Sunset": "Wed, 01 Jan 2031 00:00:00 GMT"}
+
+
+def _with_headers(doc: Any, streamed: bool) -> Handler:
+    body = orjson.dumps(doc)
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        headers = {**DESCRIBING, **PASSING, "Content-Type": "application/json"}
+        if not streamed:
+            return web.Response(body=body, headers=headers)
+        out = web.StreamResponse(headers=headers)  # chunked, no length: the index streams
+        await out.prepare(request)
+        await out.write(body[:20])
+        await out.write(body[20:])
+        await out.write_eof()
+        return out
+    return handler
+
+
+@pytest.mark.parametrize("caller", [2, 1], ids=["restricted", "all-visible"])
+@pytest.mark.parametrize("target,doc,streamed", [
+    ("/api/v4/activities.json?fields=id,quantity,total", ACTIVITIES, False),
+    ("/api/v4/activities.json?fields=id,quantity,total", ACTIVITIES, True),
+    ("/api/v4/activities/1.json?fields=id,quantity,total", ONE_ACTIVITY, False),
+], ids=["buffered index", "streamed index", "show"])
+async def test_headers_describing_the_backends_body_are_dropped(
+    rig: Rig, http: aiohttp.ClientSession, caller: int, target: str, doc: Any, streamed: bool
+) -> None:
+    rig.script.fault = _with_headers(doc, streamed)
+    async with http.get(rig.url(target), headers=rig.as_caller(caller)) as r:
+        body = await r.read()
+        assert r.status == 200, body
+        for name in DESCRIBING:
+            if name == "ETag":
+                assert r.headers.get("ETag") != DESCRIBING["ETag"]
+            else:
+                assert name not in r.headers, name
+        for name, value in PASSING.items():
+            assert r.headers[name] == value
+        assert r.headers["Cache-Control"] == "private"
+
+
+async def test_headers_on_a_backend_error_are_allowlisted_too(rig: Rig, http: aiohttp.ClientSession) -> None:
+    async def handler(request: web.Request) -> web.Response:
+        return web.Response(status=429, body=b'{"error":{"type":"RateLimited","message":"slow down"}}',
+                            headers={**DESCRIBING, "Retry-After": "30", "Content-Type": "application/json"})
+
+    rig.script.fault = handler
+    async with http.get(rig.url("/api/v4/activities.json"), headers=rig.as_caller(2)) as r:
+        assert r.status == 429 and r.headers["Retry-After"] == "30"
+        assert not set(DESCRIBING) - {"ETag"} & set(r.headers)
+
+
+async def test_unpoliced_answers_keep_the_backends_headers(rig: Rig, http: aiohttp.ClientSession) -> None:
+    """The relay is transparent: the body is the backend's, so are the headers describing it."""
+    rig.script.fault = _with_headers({"x": 1}, streamed=False)
+    async with http.get(rig.url("/unpoliced/thing"), headers=rig.as_caller(1)) as r:
+        assert r.status == 200
+        for name in ("Content-Digest", "Repr-Digest", "X-Total-Count", "ETag"):
+            assert r.headers[name] == DESCRIBING[name]
