@@ -166,3 +166,83 @@ async def test_unpoliced_answers_keep_the_backends_headers(rig: Rig, http: aioht
         assert r.status == 200
         for name in ("Content-Digest", "Repr-Digest", "X-Total-Count", "ETag"):
             assert r.headers[name] == DESCRIBING[name]
+
+
+# ---------------------------------------------------------------------------------------------
+# 14. Odd Host headers
+
+async def _paged(request: web.Request) -> web.StreamResponse:
+    """An index whose next link, like the backend's own, points at the backend."""
+    next_link = f"http://{request.host}/api/v4/contacts.json?page_token=abc&limit=1"
+    return web.json_response({"data": [{"id": 900, "name": "Visible"}],
+                              "meta": {"paging": {"next": next_link}, "records": 2}})
+
+
+async def test_http_1_0_without_host_gets_links_on_the_proxys_own_address(rig: Rig) -> None:
+    async def handler(request: web.Request) -> web.StreamResponse:
+        return await _paged(request) if "contacts" in request.path else web.Response(
+            status=303, headers={"Location": f"http://{request.host}/api/v4/elsewhere.json"})
+
+    rig.script.fault = handler
+    rig.as_caller(1)
+    origin = f"http://{rig.proxy.url.host}:{rig.proxy.url.port}"
+    raw = await raw_request(rig, b"GET /api/v4/contacts.json?fields=id,name HTTP/1.0\r\n"
+                                 b"Authorization: Bearer token-1\r\n\r\n")
+    assert status_of(raw) == 200, raw[:300]
+    assert orjson.loads(body_of(raw))["meta"]["paging"]["next"] == (
+        f"{origin}/api/v4/contacts.json?fields=id,name&page_token=abc&limit=1")
+    raw = await raw_request(rig, b"GET /unpoliced/x HTTP/1.0\r\nAuthorization: Bearer token-1\r\n\r\n")
+    assert status_of(raw) == 303 and f"Location: {origin}/api/v4/elsewhere.json".encode() in raw
+
+
+async def test_without_host_a_configured_public_origin_wins(settings_file: Path) -> None:
+    r = await _rig(settings_file, public_origin="https://api.firm.example")
+    try:
+        r.script.fault = _paged
+        r.as_caller(1)
+        raw = await raw_request(r, b"GET /api/v4/contacts.json HTTP/1.0\r\nAuthorization: Bearer token-1\r\n\r\n")
+        assert status_of(raw) == 200
+        assert orjson.loads(body_of(raw))["meta"]["paging"]["next"].startswith(
+            "https://api.firm.example/api/v4/contacts.json?")
+    finally:
+        await r.proxy.close()
+        await r.backend.close()
+
+
+BAD_HOSTS = ["x:abc", "x:0", "x:65536", "x:99999999", "x:-1", "user@x", "user:pw@x:80", "x y", "x:80:80",
+             "[::1", "x/y", "", "x:", "x,y", "x\\y", "*"]
+
+
+@pytest.mark.parametrize("host", BAD_HOSTS)
+@pytest.mark.parametrize("request_line,body", [
+    ("GET /api/v4/activities.json", b""),
+    ("GET /unpoliced/x", b""),
+    ("PATCH /api/v4/activities/1.json", b'{"data":{"note":"n"}}'),
+], ids=["policed", "relayed", "policed write"])
+async def test_a_malformed_host_is_400_and_nothing_reaches_the_backend(
+    rig: Rig, host: str, request_line: str, body: bytes
+) -> None:
+    head = f"{request_line} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer token-1\r\nConnection: close\r\n"
+    if body:
+        head += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+    raw = await raw_request(rig, (head + "\r\n").encode() + body)
+    assert status_of(raw) == 400, raw[:300]
+    assert not rig.script.received
+
+
+async def test_http_1_1_without_host_is_400(rig: Rig) -> None:
+    raw = await raw_request(rig, b"GET /api/v4/activities.json HTTP/1.1\r\nAuthorization: Bearer token-1\r\n"
+                                 b"Connection: close\r\n\r\n")
+    assert status_of(raw) == 400
+    assert not rig.script.received
+
+
+@pytest.mark.parametrize("host", ["proxy.firm.example:8080", "127.0.0.1", "[::1]:8443", "api_gw:80", "x:65535"])
+async def test_a_well_formed_host_names_the_links(rig: Rig, host: str) -> None:
+    rig.script.fault = _paged
+    rig.as_caller(1)
+    raw = await raw_request(rig, f"GET /api/v4/contacts.json HTTP/1.1\r\nHost: {host}\r\n"
+                                 f"Authorization: Bearer token-1\r\nConnection: close\r\n\r\n".encode())
+    assert status_of(raw) == 200, raw[:300]
+    link = orjson.loads(body_of(raw))["meta"]["paging"]["next"]
+    assert link.startswith(f"http://{host.removesuffix(':80')}/api/v4/contacts.json?")

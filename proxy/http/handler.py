@@ -18,7 +18,7 @@ from ..errors import (
     error_body,
 )
 from ..policy.canonical import canonicalise
-from .headers import check_request_headers, request_id
+from .headers import check_host, check_request_headers, request_id
 from .policed import handle_policed
 from .relay import relay
 from .state import SERVICES, Loaded, Outcome
@@ -84,6 +84,7 @@ async def _route(request: web.Request, outcome: Outcome, live: Loaded) -> web.St
         # An HTTP/0.9 or 2.0 request line reaching this HTTP/1.1 server is a confused or hostile peer.
         raise BadRequestError("only HTTP/1.0 and HTTP/1.1 are served")
     check_request_headers(request.headers, request.raw_headers)
+    check_host(request)
     target = canonicalise(request.raw_path)
     segments = target.match_segments
     if not live.policies.policed(segments):

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 import uuid
 
-from aiohttp import web
+from aiohttp import HttpVersion11, web
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from ..errors import BadRequestError
@@ -76,6 +76,25 @@ def check_request_headers(headers: CIMultiDictProxy[str], raw: tuple[tuple[bytes
             raise BadRequestError(f"{name} is repeated")
 
 
+# A reg-name or IPv4 (letters, digits, `.`, `-`, `_`) or a bracketed IPv6 literal, then an optional port.
+_HOST = re.compile(r"(?:[A-Za-z0-9_][A-Za-z0-9._-]{0,252}|\[[0-9A-Fa-f:.]{2,45}\])(?::([0-9]{1,5}))?\Z")
+
+
+def check_host(request: web.Request) -> None:
+    """A Host that is not `host[:port]` is 400 before anything else: links and Location headers are
+    built from it, and a port of `abc`, user-info, spaces or a second authority are read one way by
+    the proxy and another by whoever follows the link. HTTP/1.1 requires Host (RFC 9112 3.2);
+    an HTTP/1.0 request may omit it, and then links use the listening address (links.py)."""
+    host = request.headers.get("Host")
+    if host is None:
+        if request.version >= HttpVersion11:
+            raise BadRequestError("an HTTP/1.1 request needs a Host header")
+        return
+    match = _HOST.match(host)
+    if match is None or (match.group(1) is not None and not 1 <= int(match.group(1)) <= 65535):
+        raise BadRequestError("the Host header is not a valid host[:port]")
+
+
 def upstream_request_headers(request: web.Request, *, policed: bool, request_id: str) -> CIMultiDict[str]:
     named = _named_by_connection(request.headers)
     out: CIMultiDict[str] = CIMultiDict()
@@ -96,8 +115,8 @@ def upstream_request_headers(request: web.Request, *, policed: bool, request_id:
     if peer:
         out["X-Forwarded-For"] = peer
     out["X-Forwarded-Proto"] = request.scheme
-    if request.host:
-        out["X-Forwarded-Host"] = request.host
+    if "Host" in request.headers:  # without one, aiohttp's `request.host` is this machine's name
+        out["X-Forwarded-Host"] = request.headers["Host"]
     out["X-Request-Id"] = request_id
     if policed:
         out["Accept-Encoding"] = "identity"  # we must read what we examine

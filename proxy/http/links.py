@@ -12,13 +12,23 @@ from aiohttp import web
 from multidict import CIMultiDict
 from yarl import URL
 
-from ..errors import UndecidableError
+from ..errors import BadRequestError, UndecidableError
 
 
 def public_origin(request: web.Request, configured: URL | None) -> URL:
+    """`--public-origin` when set; else the client's Host (checked by `check_host`); else, for an
+    HTTP/1.0 request without Host, the address the client connected to (aiohttp's own fallback,
+    the machine's name without the port, is not an origin the client can reach)."""
     if configured is not None:
         return configured
-    return URL.build(scheme=request.scheme, authority=request.host)
+    host = request.headers.get("Host")
+    if host is not None:
+        return URL.build(scheme=request.scheme, authority=host)
+    sockname = request.transport.get_extra_info("sockname") if request.transport is not None else None
+    if not sockname:
+        raise BadRequestError("the request has no Host and the listening address is unknown")
+    address, port = sockname[0], sockname[1]
+    return URL.build(scheme=request.scheme, host=address, port=port)
 
 
 def rewrite_link(link: str, upstream: URL, public: URL, client_fields: str | None) -> str:
