@@ -246,3 +246,79 @@ async def test_a_well_formed_host_names_the_links(rig: Rig, host: str) -> None:
     assert status_of(raw) == 200, raw[:300]
     link = orjson.loads(body_of(raw))["meta"]["paging"]["next"]
     assert link.startswith(f"http://{host.removesuffix(':80')}/api/v4/contacts.json?")
+
+
+# ---------------------------------------------------------------------------------------------
+# 15. Dry-run never breaks traffic, not even on an answer it cannot examine
+
+INDEX_BYTES = orjson.dumps({"data": [{"id": 950, "name": "Hidden Name"}], "meta": {"records": 1}})
+
+
+def _answer(status: int, body: bytes, content_type: str, **headers: str) -> Handler:
+    async def handler(request: web.Request) -> web.Response:
+        return web.Response(status=status, body=body, headers={"Content-Type": content_type, **headers})
+    return handler
+
+
+async def _chunked_broken(request: web.Request) -> web.StreamResponse:
+    """Chunked (so it streams): a good record, then bytes no JSON parser accepts, then more."""
+    out = web.StreamResponse(headers={"Content-Type": "application/json"})
+    await out.prepare(request)
+    await out.write(b'{"data":[{"id":900,"name":"Visible"},')
+    await asyncio.sleep(0.05)
+    await out.write(b"{oops" + b"x" * 100_000)
+    await out.write(b"]}")
+    await out.write_eof()
+    return out
+
+
+UNEXAMINABLE: dict[str, tuple[Handler, int, bytes]] = {
+    "wrong content type": (_answer(200, INDEX_BYTES, "text/plain"), 200, INDEX_BYTES),
+    "html": (_answer(200, b"<html>Hidden Name</html>", "text/html"), 200, b"<html>Hidden Name</html>"),
+    "unrequested gzip": (_answer(200, gzip.compress(INDEX_BYTES), "application/json", **{"Content-Encoding": "gzip"}),
+                         200, INDEX_BYTES),
+    "invalid json": (_answer(200, b'{"data": [{"id": 950,', "application/json"), 200, b'{"data": [{"id": 950,'),
+    "not an index": (_answer(200, b'[1,2,3]', "application/json"), 200, b"[1,2,3]"),
+    "206": (_answer(206, INDEX_BYTES, "application/json", **{"Content-Range": "bytes 0-10/99"}), 206, INDEX_BYTES),
+    "streamed, malformed": (_chunked_broken, 200,
+                            b'{"data":[{"id":900,"name":"Visible"},{oops' + b"x" * 100_000 + b"]}"),
+}
+
+
+@pytest.mark.parametrize("target", ["/api/v4/contacts.json?fields=id,name", "/api/v4/activities/1.json"],
+                         ids=["index", "show"])
+@pytest.mark.parametrize("name", list(UNEXAMINABLE))
+async def test_dry_run_passes_on_what_it_cannot_examine_and_logs_it_undecidable(
+    dry: Rig, http: aiohttp.ClientSession, name: str, target: str
+) -> None:
+    handler, status, expected = UNEXAMINABLE[name]
+    dry.script.fault = handler
+    async with http.get(dry.url(target), headers=dry.as_caller(2)) as r:
+        body = await r.read()
+        assert r.status == status, body[:300]
+        assert body == expected
+    lines = [json.loads(line) for line in dry.proxy.log_lines() if '"event":"request"' in line]
+    assert lines[-1]["undecidable"] and lines[-1]["status"] == status
+    route = "/contacts" if "contacts" in target else "/activities/{id}"
+    count = dry.proxy.services.metrics.registry.get_sample_value(
+        "redaction_proxy_undecidable_total", {"route": route, "mode": "dry-run"})
+    assert count == 1
+    assert "Hidden Name" not in dry.proxy.logs.getvalue()
+
+
+@pytest.mark.parametrize("name", ["wrong content type", "unrequested gzip", "invalid json", "206",
+                                  "streamed, malformed"])
+async def test_enforce_still_refuses_what_it_cannot_examine(rig: Rig, http: aiohttp.ClientSession, name: str) -> None:
+    rig.script.fault = UNEXAMINABLE[name][0]
+    async with http.get(rig.url("/api/v4/contacts.json?fields=id,name"), headers=rig.as_caller(2)) as r:
+        body = await r.read()
+        assert r.status == 502
+    assert b"Hidden Name" not in body
+
+
+async def test_dry_run_head_of_an_unexaminable_answer_has_no_body(dry: Rig) -> None:
+    dry.script.fault = UNEXAMINABLE["wrong content type"][0]
+    dry.as_caller(2)
+    raw = await raw_request(dry, b"HEAD /api/v4/activities/1.json HTTP/1.1\r\nHost: x\r\n"
+                                 b"Authorization: Bearer token-2\r\nConnection: close\r\n\r\n")
+    assert status_of(raw) == 200 and body_of(raw) == b""

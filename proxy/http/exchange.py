@@ -30,9 +30,12 @@ class Exchange:
     outcome: Outcome
     tally: Counter[Step] = field(default_factory=Counter)  # decisions per step (steps hash by identity)
     log_each: bool = False          # dry-run, or debug: a log line per decision
+    tap: list[bytes] | None = None  # dry-run: the backend's bytes read before the client got any
 
     def __post_init__(self) -> None:
         self.log_each = not self.services.enforce or self.services.config.log_level == "debug"
+        if not self.services.enforce:
+            self.tap = []
 
     @property
     def plan(self) -> Plan:

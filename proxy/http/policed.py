@@ -37,7 +37,7 @@ from ..writebody import check_content_type, encode_body, parse_body
 from .exchange import Exchange
 from .headers import client_response_headers, mark_private, upstream_request_headers
 from .links import copy_link_headers, public_origin
-from .relay import relay
+from .relay import pass_on, relay
 from .respond import respond_index, respond_show
 from .state import Loaded, Outcome, Services
 from .upstream import read_capped, read_limited
@@ -115,7 +115,16 @@ async def handle_policed(
             outcome.upstream_status = response.status
             if method in WRITES | {"DELETE"} and route.refreshes_facts and response.status < 300:
                 services.facts.invalidate()
-            return await _respond(x, response, method)
+            try:
+                return await _respond(x, response, method)
+            except (BadGatewayError, UnavailableError) as exc:
+                if enforce or x.tap is None:
+                    raise
+                # Dry-run never breaks traffic: an answer that cannot be examined (wrong type or
+                # encoding, malformed, an unexpected status) is undecidable, logged and counted, and
+                # passed on as it came. A raised error means the client has been sent nothing yet.
+                outcome.undecidable = exc.message
+                return await pass_on(request, services, response, outcome, b"".join(x.tap))
     finally:
         x.flush_tally()
 
@@ -129,7 +138,7 @@ async def _respond(x: Exchange, response: aiohttp.ClientResponse, method: str) -
         mark_private(headers)
         return web.Response(status=status, headers=headers)  # redirects are relayed, never followed
     if status >= 400:
-        return await _error_from_backend(response, headers)
+        return await _error_from_backend(response, headers, x.tap)
     if status not in (200, 201):
         raise BadGatewayError(f"the backend answered {status}, which cannot be examined")  # 206, 304...
     if x.route.shape is Shape.RELAY:
@@ -139,9 +148,11 @@ async def _respond(x: Exchange, response: aiohttp.ClientResponse, method: str) -
     return await respond_show(x, response, headers)
 
 
-async def _error_from_backend(response: aiohttp.ClientResponse, headers: CIMultiDict[str]) -> web.Response:
+async def _error_from_backend(
+    response: aiohttp.ClientResponse, headers: CIMultiDict[str], tap: list[bytes] | None
+) -> web.Response:
     """The backend's status and error type pass; its message does not (it may quote hidden names)."""
-    raw = await read_limited(response, 64 * 1024)
+    raw = await read_limited(response, 64 * 1024, tap)
     wire_type = "Error"
     try:
         doc: Any = orjson.loads(raw)

@@ -32,28 +32,39 @@ async def relay(
     forward = render_target(target.segments, target.query)
     async with services.upstream.request(request.method, forward, headers, payload) as response:
         outcome.upstream_status = response.status
-        out_headers = client_response_headers(response.headers, policed=False)
-        out_headers["X-Request-Id"] = outcome.request_id
-        copy_link_headers(response.headers, out_headers, services.upstream.origin,
-                          public_origin(request, services.config.public_origin))
-        if "Content-Length" in response.headers:
-            out_headers["Content-Length"] = response.headers["Content-Length"]
-        client = web.StreamResponse(status=response.status, reason=None, headers=out_headers)
-        await client.prepare(request)
-        if request.method == "HEAD":
-            await client.write_eof()
-            return client
-        try:
-            async for chunk in response.content.iter_chunked(CHUNK):
-                await client.write(chunk)
-        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-            # Headers are gone already: cut the connection so the client sees an incomplete body.
-            outcome.error = (GatewayTimeoutError if isinstance(exc, TimeoutError) else BadGatewayError).__name__
-            if request.transport is not None:
-                request.transport.abort()
-            return client
+        return await pass_on(request, services, response, outcome)
+
+
+async def pass_on(
+    request: web.Request, services: Services, response: aiohttp.ClientResponse, outcome: Outcome,
+    head: bytes = b"",
+) -> web.StreamResponse:
+    """The backend's answer as it came: its status, its headers cleaned as a relay cleans them, and its
+    bytes (`head`, those already read from it, then the rest of the stream)."""
+    out_headers = client_response_headers(response.headers, policed=False)
+    out_headers["X-Request-Id"] = outcome.request_id
+    copy_link_headers(response.headers, out_headers, services.upstream.origin,
+                      public_origin(request, services.config.public_origin))
+    if "Content-Length" in response.headers:
+        out_headers["Content-Length"] = response.headers["Content-Length"]
+    client = web.StreamResponse(status=response.status, reason=None, headers=out_headers)
+    await client.prepare(request)
+    if request.method == "HEAD":
         await client.write_eof()
         return client
+    try:
+        if head:
+            await client.write(head)
+        async for chunk in response.content.iter_chunked(CHUNK):
+            await client.write(chunk)
+    except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+        # Headers are gone already: cut the connection so the client sees an incomplete body.
+        outcome.error = (GatewayTimeoutError if isinstance(exc, TimeoutError) else BadGatewayError).__name__
+        if request.transport is not None:
+            request.transport.abort()
+        return client
+    await client.write_eof()
+    return client
 
 
 async def _stream_request(request: web.Request) -> AsyncIterator[bytes]:

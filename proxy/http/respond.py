@@ -55,7 +55,7 @@ def check_json_response(response: aiohttp.ClientResponse) -> None:
 
 async def respond_show(x: Exchange, response: aiohttp.ClientResponse, headers: CIMultiDict[str]) -> web.Response:
     check_json_response(response)
-    raw = await read_limited(response, x.services.config.max_show_body)
+    raw = await read_limited(response, x.services.config.max_show_body, x.tap)
     try:
         doc = orjson.loads(raw)
     except orjson.JSONDecodeError:
@@ -165,7 +165,7 @@ async def respond_index(x: Exchange, response: aiohttp.ClientResponse, headers: 
 async def _respond_index_buffered(
     x: Exchange, response: aiohttp.ClientResponse, headers: CIMultiDict[str]
 ) -> web.Response:
-    raw = await read_limited(response, BUFFER_INDEX_BELOW)
+    raw = await read_limited(response, BUFFER_INDEX_BELOW, x.tap)
     if not x.plan.touches:
         records, meta = split_index(raw)  # nothing to decide or strip: the records' own bytes
         if meta is not msgspec.UNSET:
@@ -237,6 +237,12 @@ async def _stream_index(x: Exchange, response: aiohttp.ClientResponse, emitter: 
 
     try:
         async for chunk in response.content.iter_chunked(64 * 1024):
+            if x.tap is not None:
+                # Kept only until the client gets its first byte: after that, nothing can be passed on.
+                if emitter.started:
+                    x.tap = None
+                else:
+                    x.tap.append(chunk)
             await take(splitter.feed(chunk))
         await take(splitter.finish())
     except EnvelopeError:

@@ -107,11 +107,18 @@ class Upstream:
         return parsed.raw_path_qs
 
 
-async def read_capped(stream: aiohttp.StreamReader, cap: int, too_large: ProxyError) -> bytes:
-    """A whole body, or `too_large` as soon as it passes `cap` bytes (never buffered past the cap)."""
+async def read_capped(
+    stream: aiohttp.StreamReader, cap: int, too_large: ProxyError, tap: list[bytes] | None = None
+) -> bytes:
+    """A whole body, or `too_large` as soon as it passes `cap` bytes (never buffered past the cap).
+
+    `tap`, when given, also gets every chunk as it is read, so a caller that gives up on the body can
+    still pass on the bytes it took (dry-run)."""
     chunks: list[bytes] = []
     size = 0
     async for chunk in stream.iter_any():
+        if tap is not None:
+            tap.append(chunk)
         size += len(chunk)
         if size > cap:
             raise too_large
@@ -119,11 +126,11 @@ async def read_capped(stream: aiohttp.StreamReader, cap: int, too_large: ProxyEr
     return b"".join(chunks)
 
 
-async def read_limited(response: aiohttp.ClientResponse, limit: int) -> bytes:
+async def read_limited(response: aiohttp.ClientResponse, limit: int, tap: list[bytes] | None = None) -> bytes:
     """Read a whole body, refusing more than `limit` bytes and translating cut-offs to 502."""
     try:
         return await read_capped(response.content, limit,
-                                 BadGatewayError("the backend's answer is too large to examine"))
+                                 BadGatewayError("the backend's answer is too large to examine"), tap)
     except TimeoutError:
         raise GatewayTimeoutError("the backend stopped sending") from None
     except (aiohttp.ClientError, OSError):
