@@ -169,6 +169,88 @@ async def test_unpoliced_answers_keep_the_backends_headers(rig: Rig, http: aioht
 
 
 # ---------------------------------------------------------------------------------------------
+# 12. Ordering or filtering by a hidden value
+
+REFUSED_FOR_RESTRICTED = [
+    ("/api/v4/activities.json?order=quantity(asc)", "activity_hours_visibility"),
+    ("/api/v4/activities.json?order=total(desc)", "activity_hours_visibility"),
+    ("/api/v4/activities.json?order=non_billable_total(asc)", "activity_hours_visibility"),
+    ("/api/v4/activities.json?order=Quantity(ASC)", "activity_hours_visibility"),
+    ("/api/v4/activities.json?order=date(asc),quantity(asc)", "activity_hours_visibility"),
+    ("/api/v4/activities.json?order=price(asc)", "billing_rate_visibility"),
+    ("/api/v4/activities.json?order=vendor.name(asc)", "contacts_visibility"),
+    ("/api/v4/activities.json?total=250", "activity_hours_visibility"),
+    ("/api/v4/activities.json?quantity[gt]=3000", "activity_hours_visibility"),
+    ("/api/v4/activities.json?price=250", "billing_rate_visibility"),
+    ("/api/v4/matters.json?order=client.name(asc)", "contacts_visibility"),
+    ("/api/v4/matters.json?query=Smith", "contacts_visibility"),
+    ("/api/v4/bills.json?order=client_name(asc)", "contacts_visibility"),
+    ("/api/v4/calendar_entries.json?order=time_entries.quantity(asc)", "activity_hours_visibility"),
+]
+
+
+@pytest.mark.parametrize("target,rule", REFUSED_FOR_RESTRICTED)
+async def test_ordering_or_filtering_by_a_hidden_field_is_refused_before_the_backend(
+    rig: Rig, http: aiohttp.ClientSession, target: str, rule: str
+) -> None:
+    async with http.get(rig.url(target), headers=rig.as_caller(2)) as r:
+        body = await r.read()
+        assert r.status == 400, body
+    error = orjson.loads(body)["error"]
+    assert error["type"] == "BadRequest" and error["message"].startswith(rule)
+    assert b"250" not in body and b"Smith" not in body
+    assert not rig.script.forwarded
+
+
+@pytest.mark.parametrize("target", [t for t, _ in REFUSED_FOR_RESTRICTED[:8]])
+async def test_an_all_visible_caller_may_order_by_anything(rig: Rig, http: aiohttp.ClientSession, target: str) -> None:
+    async with http.get(rig.url(target), headers=rig.as_caller(1)) as r:
+        assert r.status == 200
+    assert rig.script.forwarded[-1].path_qs.split("?", 1)[1] in target  # forwarded as asked
+
+
+@pytest.mark.parametrize("target", [
+    "/api/v4/activities.json?order=date(asc)", "/api/v4/activities.json?order=user.name(desc)",
+    "/api/v4/activities.json?vendor_id=900&matter_id=500", "/api/v4/activities.json?query=meeting",
+    "/api/v4/contacts.json?order=name(asc)",
+])
+async def test_a_restricted_caller_may_order_and_filter_by_what_it_sees(
+    rig: Rig, http: aiohttp.ClientSession, target: str
+) -> None:
+    if "contacts" in target:
+        rig.script.default_answer = (200, {"data": [{"id": 900, "name": "Visible"}], "meta": {"records": 1}})
+    async with http.get(rig.url(target), headers=rig.as_caller(2)) as r:
+        assert r.status == 200, await r.read()
+    assert len(rig.script.forwarded) == 1
+
+
+async def test_hours_only_restriction_still_allows_ordering_by_price(tmp_path: Path, http: aiohttp.ClientSession) -> None:
+    from tests.conftest import ALL, write_settings
+
+    settings = write_settings(tmp_path, {2: {**ALL, "activity_hours_visibility": "own_and_responsible_attorney"}})
+    r = await _rig(settings)
+    try:
+        async with http.get(r.url("/api/v4/activities.json?order=price(asc)"), headers=r.as_caller(2)) as resp:
+            assert resp.status == 200
+        async with http.get(r.url("/api/v4/activities.json?order=total(asc)"), headers=r.as_caller(2)) as resp:
+            assert resp.status == 400
+    finally:
+        await r.proxy.close()
+        await r.backend.close()
+
+
+async def test_dry_run_logs_a_hidden_ordering_and_forwards_it(dry: Rig, http: aiohttp.ClientSession) -> None:
+    async with http.get(dry.url("/api/v4/activities.json?order=quantity(asc)"), headers=dry.as_caller(2)) as r:
+        assert r.status == 200
+    assert "order=quantity(asc)" in dry.script.forwarded[-1].path_qs
+    blocked = [json.loads(line) for line in dry.proxy.log_lines() if '"event":"blocked"' in line]
+    assert [(b["rule"], b["outcome"]) for b in blocked] == [("activity_hours_visibility", "would_refuse")]
+    count = dry.proxy.services.metrics.registry.get_sample_value(
+        "redaction_proxy_blocked_total", {"rule": "activity_hours_visibility", "status": "400", "mode": "dry-run"})
+    assert count == 1
+
+
+# ---------------------------------------------------------------------------------------------
 # 14. Odd Host headers
 
 async def _paged(request: web.Request) -> web.StreamResponse:

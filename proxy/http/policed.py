@@ -33,6 +33,7 @@ from ..errors import (
 from ..policy.canonical import CanonicalTarget, render_target
 from ..policy.fields import parse_fields, render_fields
 from ..policy.model import Match, Shape
+from ..query_check import check_query
 from ..writebody import check_content_type, encode_body, parse_body
 from .exchange import Exchange
 from .headers import client_response_headers, mark_private, upstream_request_headers
@@ -84,6 +85,7 @@ async def handle_policed(
     segments = (*loaded.policies.base, *_template_segments(route.segments, match.params))
     segments = (*segments[:-1], segments[-1] + ".json")  # the matched path, as it is forwarded
     violations = check_request(route, method, match.params, body, viewer)
+    violations.extend(check_query(route, method, target.query, viewer.settings))
     for binding in hours_edit_checks(route, method, body, viewer):
         activity = await _prefetch(services, segments, authorization)
         if activity is not None and (v := check_hours_edit(binding, activity, viewer)) is not None:
