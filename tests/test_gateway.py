@@ -18,7 +18,7 @@ import pytest
 from aiohttp import web
 
 from proxy.config import ConfigValueError
-from proxy.http.headers import forwarded_for
+from proxy.http import headers
 from tests.support.harness import start_app, start_proxy
 from tests.support.process import free_port
 from tests.support.scripted import Script, make_scripted_app
@@ -65,12 +65,12 @@ async def test_readiness_on_is_ready_when_the_backend_accepts(settings_file: Pat
 
 def test_forwarded_for_keeps_only_trusted_hops() -> None:
     sent = ["6.6.6.6, 10.0.0.1", "10.0.0.2"]  # two header lines are one list
-    assert forwarded_for(sent, "10.0.0.9", 0) == "10.0.0.9"
-    assert forwarded_for(sent, "10.0.0.9", 1) == "10.0.0.2, 10.0.0.9"
-    assert forwarded_for(sent, "10.0.0.9", 2) == "10.0.0.1, 10.0.0.2, 10.0.0.9"
-    assert forwarded_for(sent, "10.0.0.9", 9) == "6.6.6.6, 10.0.0.1, 10.0.0.2, 10.0.0.9"
-    assert forwarded_for([], "10.0.0.9", 2) == "10.0.0.9"
-    assert forwarded_for([" , ,"], "10.0.0.9", 2) == "10.0.0.9"
+    assert headers.forwarded_for(sent, "10.0.0.9", 0) == "10.0.0.9"
+    assert headers.forwarded_for(sent, "10.0.0.9", 1) == "10.0.0.2, 10.0.0.9"
+    assert headers.forwarded_for(sent, "10.0.0.9", 2) == "10.0.0.1, 10.0.0.2, 10.0.0.9"
+    assert headers.forwarded_for(sent, "10.0.0.9", 9) == "6.6.6.6, 10.0.0.1, 10.0.0.2, 10.0.0.9"
+    assert headers.forwarded_for([], "10.0.0.9", 2) == "10.0.0.9"
+    assert headers.forwarded_for([" , ,"], "10.0.0.9", 2) == "10.0.0.9"
 
 
 @pytest.mark.parametrize("hops,expected", [
