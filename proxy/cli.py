@@ -1,66 +1,146 @@
-"""Command line: argv (+ environment) -> RunConfig -> serve / check / demo-backend / demo."""
+"""The `redaction-proxy` command: parse argv and the environment, run one subcommand, and turn every
+start-up failure into one line on stderr and exit 2 (no traceback).
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
+from collections.abc import Mapping
+from importlib import metadata
 from pathlib import Path
+from typing import NoReturn
 
-from .config import ConfigValueError, add_serve_arguments, build_config
+from .config import (
+    SERVE_OPTIONS,
+    ConfigValueError,
+    Option,
+    add_options,
+    build_config,
+    resolve,
+    unknown_variables,
+)
 from .yamldoc import ConfigError
+
+DESCRIPTION = """\
+Enforce the API changelog's data-visibility rules (contacts, activity hours, billing rates, Personal
+Injury) in front of a legacy Clio Manage v4 backend that cannot enforce them itself.
+
+Every flag of every command can also be set by an environment variable: --some-flag is
+REDACTION_PROXY_SOME_FLAG, and a flag on the command line wins over its variable. A REDACTION_PROXY_*
+variable that no command reads is an error (a typo must not be silently ignored).
+
+Exit status: 0 on success, 2 on any configuration or start-up problem (one line each on stderr)."""
+
+SERVE_DESCRIPTION = """\
+Run the proxy in front of --upstream. Policies and settings are checked before anything listens;
+SIGHUP reloads them (keeping the old ones when the new ones are invalid), SIGTERM drains in-flight
+requests within --shutdown-grace. The admin listener serves /healthz, /readyz, /metrics and /policies."""
+
+CHECK_OPTIONS = (
+    Option("--policies", None, "policy directory (default: the bundled policies)"),
+    Option("--settings", None, "settings file: who has which visibility setting (required)"),
+)
+DEMO_BACKEND_OPTIONS = (
+    Option("--listen", "127.0.0.1:8081", "HOST:PORT the demo backend listens on"),
+    Option("--scale", "1", "size of the generated firm (1 = a few hundred records of each kind)"),
+    Option("--seed", "0", "random seed of the generated firm (same seed, same data)"),
+)
+DEMO_OPTIONS = (
+    Option("--listen", "127.0.0.1:8080", "HOST:PORT for the proxy"),
+    Option("--backend-listen", "127.0.0.1:8081", "HOST:PORT for the demo backend"),
+    Option("--admin-listen", "127.0.0.1:9090", "HOST:PORT for the proxy's admin listener"),
+    Option("--mode", "enforce", "enforce | dry-run"),
+)
+KNOWN_VARIABLES = frozenset(
+    o.env for options in (SERVE_OPTIONS, CHECK_OPTIONS, DEMO_BACKEND_OPTIONS, DEMO_OPTIONS) for o in options
+)
+
+
+def version() -> str:
+    try:
+        return metadata.version("redaction-proxy")
+    except metadata.PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown (not installed)"
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage mistake is one line (and a hint), like every other start-up failure."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="redaction-proxy", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-    serve = sub.add_parser("serve", help="run the proxy in front of a backend")
-    add_serve_arguments(serve)
-    check = sub.add_parser("check", help="validate policies and settings without serving (exit 2 on problems)")
-    check.add_argument("--policies", default=None, help="policy directory (default: the bundled policies)")
-    check.add_argument("--settings", required=True, help="settings file")
-    backend = sub.add_parser("demo-backend", help="run the bundled legacy backend with a generated firm")
-    backend.add_argument("--listen", default="127.0.0.1:8081")
-    backend.add_argument("--scale", type=int, default=1)
-    demo = sub.add_parser("demo", help="run the demo backend and the proxy together, print requests to try")
-    demo.add_argument("--listen", default="127.0.0.1:8080")
-    demo.add_argument("--backend-listen", default="127.0.0.1:8081")
-    demo.add_argument("--admin-listen", default="127.0.0.1:9090")
-    demo.add_argument("--mode", default="enforce", choices=["enforce", "dry-run"])
+    raw = argparse.RawDescriptionHelpFormatter
+    parser = _Parser(prog="redaction-proxy", description=DESCRIPTION, formatter_class=raw)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    serve = sub.add_parser("serve", help="run the proxy in front of a backend", description=SERVE_DESCRIPTION,
+                           formatter_class=raw)
+    add_options(serve, SERVE_OPTIONS)
+    check = sub.add_parser(
+        "check", help="validate policies and settings without serving",
+        description="Load and compile the policies and the settings as `serve` would, print every problem "
+                    "(file:line:column) and exit 2 if there is one; print a summary and exit 0 if not.")
+    add_options(check, CHECK_OPTIONS)
+    backend = sub.add_parser(
+        "demo-backend", help="run the bundled legacy backend with a generated firm",
+        description="Serve a deterministic fake Clio Manage v4 backend that knows matter access only "
+                    "(none of the visibility rules): what the proxy is for. Users 1 and 2 have tokens "
+                    "token-1 and token-2.")
+    add_options(backend, DEMO_BACKEND_OPTIONS)
+    demo = sub.add_parser(
+        "demo", help="run the demo backend and the proxy together, print requests to try",
+        description="Start the demo backend and the proxy (with the bundled demo settings) and print "
+                    "curl lines comparing an unrestricted and a restricted user.")
+    add_options(demo, DEMO_OPTIONS)
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, environ: Mapping[str, str] = os.environ) -> int:
     args = build_parser().parse_args(argv)
+    unknown = unknown_variables(environ, KNOWN_VARIABLES)
+    if unknown:
+        return _fail(unknown)
     if args.command == "check":
-        return _check(args)
+        return _check(args, environ)
     if args.command == "serve":
-        return _serve(args)
+        return _serve(args, environ)
     if args.command == "demo-backend":
-        from .demo_backend import main as backend_main
-
-        return backend_main(["--listen", args.listen, "--scale", str(args.scale)])
-    from .demo import run_demo
-
-    return run_demo(args)
+        return _demo_backend(args, environ)
+    return _demo(args, environ)
 
 
-def _check(args: argparse.Namespace) -> int:
+def _fail(problems: list[str]) -> int:
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    return 2
+
+
+def _cannot_start(exc: OSError) -> int:
+    # A port in use, an address not on this host...: asyncio's message names the address.
+    return _fail([f"redaction-proxy: cannot start: {' '.join((exc.strerror or str(exc)).split())}"])
+
+
+def _check(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     from .serve import load
 
+    raw, names = resolve(CHECK_OPTIONS, args, environ)
+    if not raw["settings"]:
+        return _fail([f"{names['settings']} is required"])
     try:
-        loaded = load(Path(args.policies) if args.policies else None, Path(args.settings))
+        loaded = load(Path(raw["policies"]) if raw["policies"] else None, Path(raw["settings"]))
     except ConfigError as exc:
-        for problem in exc.problems:
-            print(problem, file=sys.stderr)
-        print(f"{len(exc.problems)} problem(s)", file=sys.stderr)
-        return 2
+        return _fail([*exc.problems, f"{len(exc.problems)} problem(s)"])
     print(f"ok: {len(loaded.policies.routes)} routes from {len(loaded.policies.files)} files, "
           f"policy version {loaded.policies.version}")
     return 0
 
 
-def _serve(args: argparse.Namespace) -> int:
+def _serve(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     from aiohttp import http_parser
 
     from .memory import keep_heap_slack
@@ -70,20 +150,71 @@ def _serve(args: argparse.Namespace) -> int:
         # aiohttp's two parsers disagree on what a valid request is (lower-case methods, HTTP/3.0,
         # `Transfer-Encoding: chunked, chunked`...); the pure-Python one accepts what llhttp refuses.
         # The stricter one wins: without it the proxy does not start.
-        print("aiohttp's C parser (llhttp) is not available (AIOHTTP_NO_EXTENSIONS set, or a build "
-              "without extensions); the proxy refuses to run on the more lenient pure-Python parser",
-              file=sys.stderr)
-        return 2
+        return _fail(["aiohttp's C parser (llhttp) is not available (AIOHTTP_NO_EXTENSIONS set, or a build "
+                      "without extensions); the proxy refuses to run on the more lenient pure-Python parser"])
     try:
-        config = build_config(args)
+        config = build_config(args, environ)
         loaded = load(config.policies, config.settings)
     except (ConfigValueError, ConfigError) as exc:
-        for problem in exc.problems:
-            print(problem, file=sys.stderr)
-        return 2
+        return _fail(exc.problems)
     keep_heap_slack()
-    asyncio.run(serve(config, loaded))
+    try:
+        asyncio.run(serve(config, loaded))
+    except OSError as exc:
+        return _cannot_start(exc)
     return 0
+
+
+def _demo_backend(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    from .demo_backend.cli import parse_listen, run
+
+    raw, names = resolve(DEMO_BACKEND_OPTIONS, args, environ)
+    problems = []
+    scale = seed = 0
+    try:
+        parse_listen(str(raw["listen"]))
+    except ValueError:
+        problems.append(f"{names['listen']}: {raw['listen']!r} must be HOST:PORT")
+    try:
+        scale = int(str(raw["scale"]))
+        if scale < 1:
+            problems.append(f"{names['scale']}: must be 1 or more")
+    except ValueError:
+        problems.append(f"{names['scale']}: {raw['scale']!r} is not a whole number")
+    try:
+        seed = int(str(raw["seed"]))
+    except ValueError:
+        problems.append(f"{names['seed']}: {raw['seed']!r} is not a whole number")
+    if problems:
+        return _fail(problems)
+    try:
+        asyncio.run(run(str(raw["listen"]), scale, seed))
+    except OSError as exc:
+        return _cannot_start(exc)
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def _demo(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    from .demo import run_demo
+
+    raw, names = resolve(DEMO_OPTIONS, args, environ)
+    problems: list[str] = []
+    for name in ("listen", "backend_listen", "admin_listen"):
+        host, _, port = str(raw[name]).rpartition(":")
+        if not host or not port.isdigit() or int(port) > 65535:
+            problems.append(f"{names[name]}: {raw[name]!r} must be HOST:PORT")
+    if raw["mode"] not in ("enforce", "dry-run"):
+        problems.append(f"{names['mode']}: {raw['mode']!r} is not one of enforce, dry-run")
+    if problems:
+        return _fail(problems)
+    try:
+        return run_demo(argparse.Namespace(**raw))
+    except ConfigValueError as exc:
+        return _fail(exc.problems)
+    except OSError as exc:
+        return _cannot_start(exc)
 
 
 if __name__ == "__main__":

@@ -1,13 +1,16 @@
 """RunConfig: every setting of `serve`, from flags or their environment variables, checked once.
 
 Each flag `--some-name` has the variable REDACTION_PROXY_SOME_NAME; a flag given on the command line
-wins over the variable. All problems are reported together.
+wins over the variable. All problems are reported together, each naming the flag or variable it came from.
 """
 
 from __future__ import annotations
 
 import argparse
+import difflib
 import os
+import re
+import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -37,6 +40,21 @@ class Option:
     def dest(self) -> str:
         return self.flag.removeprefix("--").replace("-", "_")
 
+    @property
+    def metavar(self) -> str:
+        name = self.flag.removeprefix("--")
+        for words, metavar in _METAVARS:
+            if any(w in name for w in words):
+                return metavar
+        return "N"
+
+
+_METAVARS = (  # first match wins
+    (("listen",), "HOST:PORT"), (("timeout", "ttl", "grace"), "SECONDS"), (("body", "element"), "BYTES"),
+    (("upstream-ca", "cert", "key", "settings"), "FILE"), (("policies",), "DIR"), (("connections",), "N"),
+    (("upstream", "origin"), "URL"), (("ready",), "on|off"), (("mode",), "enforce|dry-run"), (("log-level",), "LEVEL"),
+)
+
 
 SERVE_OPTIONS = (
     Option("--upstream", None, "the legacy backend's origin, scheme://host:port (required)"),
@@ -50,7 +68,8 @@ SERVE_OPTIONS = (
     Option("--connect-timeout", "5", "seconds to connect to the backend"),
     Option("--upstream-headers-timeout", "30", "seconds for the backend to send response headers"),
     Option("--upstream-idle-timeout", "30", "seconds the backend may stay silent mid-body"),
-    Option("--request-timeout", "60", "seconds for a whole policed request"),
+    Option("--request-timeout", "60", "seconds from a policed request's arrival to the start of its answer "
+           "(504 beyond; the body then streams under --upstream-idle-timeout)"),
     Option("--client-header-timeout", "10", "seconds a client may take to send its request headers"),
     Option("--client-body-timeout", "30", "seconds a client may take to send a request body"),
     Option("--max-write-body", "1048576", "largest checked request body, bytes (413 above)"),
@@ -63,6 +82,13 @@ SERVE_OPTIONS = (
     Option("--shutdown-grace", "30", "seconds in-flight requests may take to finish after SIGTERM"),
     Option("--gzip-level", "1", "gzip level for policed bodies when the client accepts gzip"),
     Option("--log-level", "info", "debug | info | warning"),
+    Option("--ready-requires-upstream", "on", "on: /readyz is 503 while the backend refuses connections "
+           "(sidecar); off: /readyz reflects only the proxy's own state (gateway)"),
+    Option("--trusted-hops", "0", "X-Forwarded-For entries (counted from the right) set by trusted proxies in "
+           "front of this one: they are kept and the peer appended; 0 replaces the header with the peer"),
+    Option("--upstream-ca", None, "PEM file of the CAs trusted for an https --upstream (default: the system's)"),
+    Option("--upstream-cert", None, "PEM client certificate presented to an https --upstream (with --upstream-key)"),
+    Option("--upstream-key", None, "PEM private key of --upstream-cert"),
 )
 
 
@@ -91,6 +117,9 @@ class RunConfig:
     shutdown_grace: float
     gzip_level: int
     log_level: str
+    ready_requires_upstream: bool = True
+    trusted_hops: int = 0
+    upstream_ssl: ssl.SSLContext | None = None
 
 
 class ConfigValueError(Exception):
@@ -99,24 +128,64 @@ class ConfigValueError(Exception):
         self.problems = problems
 
 
-def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
-    for option in SERVE_OPTIONS:
+def add_options(parser: argparse.ArgumentParser, options: tuple[Option, ...]) -> None:
+    """Every option as a flag whose help names its default and its variable; values stay None when
+    not given, so `resolve` can tell a flag from a variable from a default."""
+    for option in options:
         default = f" (default {option.default})" if option.default else ""
-        parser.add_argument(option.flag, dest=option.dest, default=None,
+        parser.add_argument(option.flag, dest=option.dest, default=None, metavar=option.metavar,
                             help=f"{option.help}{default} [env {option.env}]")
 
 
-def build_config(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -> RunConfig:
+def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
+    add_options(parser, SERVE_OPTIONS)
+
+
+def resolve(
+    options: tuple[Option, ...], args: argparse.Namespace, environ: Mapping[str, str]
+) -> tuple[dict[str, str | None], dict[str, str]]:
+    """Each option's raw value (flag, else variable, else default) and the name to blame it on:
+    the flag when it was given, the variable when the value came from the environment."""
     raw: dict[str, str | None] = {}
-    for option in SERVE_OPTIONS:
+    names: dict[str, str] = {}
+    for option in options:
         given = getattr(args, option.dest, None)
-        raw[option.dest] = given if given is not None else environ.get(option.env, option.default)
+        if given is not None:
+            raw[option.dest], names[option.dest] = given, option.flag
+        elif option.env in environ:
+            raw[option.dest], names[option.dest] = environ[option.env], option.env
+        else:
+            raw[option.dest], names[option.dest] = option.default, option.flag
+    return raw, names
+
+
+# Kubernetes injects `<SERVICE>_SERVICE_HOST`, `<SERVICE>_PORT_8080_TCP_ADDR`... for every Service in
+# the namespace: a Service named redaction-proxy yields REDACTION_PROXY_* variables nobody typed.
+_SERVICE_LINK = re.compile(
+    r"REDACTION_PROXY_(SERVICE_(HOST|PORT)(_\w+)?|PORT(_\d+_(TCP|UDP|SCTP)(_PROTO|_PORT|_ADDR)?)?)\Z")
+
+
+def unknown_variables(environ: Mapping[str, str], known: frozenset[str]) -> list[str]:
+    """One line per REDACTION_PROXY_* variable no command reads, with the closest real one: an
+    operator's typo must not be silently ignored."""
+    lines = []
+    for name in sorted(environ):
+        if not name.startswith(ENV_PREFIX) or name in known or _SERVICE_LINK.match(name):
+            continue
+        close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.6)
+        hint = f" (did you mean {close[0]}?)" if close else f" (known: {', '.join(sorted(known))})"
+        lines.append(f"{name}: not a redaction-proxy variable{hint}")
+    return lines
+
+
+def build_config(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -> RunConfig:
+    raw, names = resolve(SERVE_OPTIONS, args, environ)
     problems: list[str] = []
 
     def need(name: str) -> str:
         value = raw[name]
         if not value:
-            problems.append(f"--{name.replace('_', '-')} is required")
+            problems.append(f"{names[name]} is required")
             return ""
         return value
 
@@ -124,28 +193,31 @@ def build_config(args: argparse.Namespace, environ: Mapping[str, str] = os.envir
         try:
             value = kind(raw[name] or "")
         except ValueError:
-            problems.append(f"--{name.replace('_', '-')}: {raw[name]!r} is not a number")
+            problems.append(f"{names[name]}: {raw[name]!r} is not a number")
             return 1
         if value <= low:
-            problems.append(f"--{name.replace('_', '-')}: must be greater than {low}")
+            problems.append(f"{names[name]}: must be greater than {low}")
         return value
 
-    upstream = _origin(need("upstream"), "--upstream", problems)
-    public = _origin(raw["public_origin"], "--public-origin", problems) if raw["public_origin"] else None
+    upstream = _origin(need("upstream"), names["upstream"], problems)
+    public = _origin(raw["public_origin"], names["public_origin"], problems) if raw["public_origin"] else None
     try:
         mode = Mode(str(raw["mode"]))
     except ValueError:
-        problems.append(f"--mode: {raw['mode']!r} is not one of enforce, dry-run")
+        problems.append(f"{names['mode']}: {raw['mode']!r} is not one of enforce, dry-run")
         mode = Mode.ENFORCE
     if raw["log_level"] not in ("debug", "info", "warning"):
-        problems.append(f"--log-level: {raw['log_level']!r} is not one of debug, info, warning")
+        problems.append(f"{names['log_level']}: {raw['log_level']!r} is not one of debug, info, warning")
     gzip_level = int(number("gzip_level", int, -1))
     if not 0 <= gzip_level <= 3:
-        problems.append("--gzip-level: must be 0..3 (isal's levels)")
+        problems.append(f"{names['gzip_level']}: must be 0..3 (isal's levels)")
+    ready = raw["ready_requires_upstream"]
+    if ready not in ("on", "off"):
+        problems.append(f"{names['ready_requires_upstream']}: {ready!r} is not one of on, off")
     config = RunConfig(
         upstream=upstream,
-        listen=_host_port(raw["listen"] or "", "--listen", problems),
-        admin_listen=_host_port(raw["admin_listen"] or "", "--admin-listen", problems),
+        listen=_host_port(raw["listen"] or "", names["listen"], problems),
+        admin_listen=_host_port(raw["admin_listen"] or "", names["admin_listen"], problems),
         policies=Path(raw["policies"]) if raw["policies"] else None,
         settings=Path(need("settings")),
         mode=mode,
@@ -166,20 +238,60 @@ def build_config(args: argparse.Namespace, environ: Mapping[str, str] = os.envir
         shutdown_grace=number("shutdown_grace", float),
         gzip_level=gzip_level,
         log_level=raw["log_level"] or "info",
+        ready_requires_upstream=ready != "off",
+        trusted_hops=int(number("trusted_hops", int, -1)),
+        upstream_ssl=_upstream_ssl(upstream, raw, names, problems),
     )
     if config.listen == config.admin_listen:
-        problems.append("--admin-listen must not share the proxied traffic's port")
+        problems.append(f"{names['admin_listen']} must not share the proxied traffic's port")
     if problems:
         raise ConfigValueError(problems)
     return config
 
 
 def _origin(text: str, flag: str, problems: list[str]) -> URL:
-    url = URL(text) if text else URL()
-    if text and (url.scheme not in ("http", "https") or not url.host or url.path not in ("", "/")
+    try:
+        url = URL(text) if text else URL()
+        port = url.port  # yarl checks the port only when it is read
+    except ValueError:
+        url, port = URL(), None
+    if text and (url.scheme not in ("http", "https") or not url.host or port is None or url.path not in ("", "/")
                  or url.query_string or url.fragment):
         problems.append(f"{flag}: {text!r} must be an origin like http://host:port")
+        return URL()
     return url.origin() if text and url.host else url
+
+
+def _upstream_ssl(
+    upstream: URL, raw: Mapping[str, str | None], names: Mapping[str, str], problems: list[str]
+) -> ssl.SSLContext | None:
+    """The TLS context for an https backend: the system's CAs or --upstream-ca, and a client
+    certificate when one is given. None (aiohttp's default verification) when no TLS flag is set."""
+    ca, cert, key = raw["upstream_ca"], raw["upstream_cert"], raw["upstream_key"]
+    if not (ca or cert or key):
+        return None
+    given = [names[n] for n in ("upstream_ca", "upstream_cert", "upstream_key") if raw[n]]
+    if upstream.scheme != "https":
+        problems.append(f"{', '.join(given)}: need an https {names['upstream']} (it is {str(upstream)!r})")
+        return None
+    if bool(cert) != bool(key):
+        problems.append(f"{names['upstream_cert']} and {names['upstream_key']} go together")
+        return None
+    files = ("upstream_ca", "upstream_cert", "upstream_key")
+    missing = [f"{names[n]}: {raw[n]!r} is not a readable file" for n in files
+               if raw[n] and not os.access(str(raw[n]), os.R_OK)]
+    if missing:
+        problems.extend(missing)
+        return None
+    try:
+        context = ssl.create_default_context(cafile=ca or None)
+        if cert and key:
+            # An encrypted key would make OpenSSL prompt on the terminal; it is refused instead.
+            context.load_cert_chain(cert, key, password=lambda: b"")
+    except (OSError, ssl.SSLError) as exc:
+        problems.append(f"{', '.join(given)}: cannot load: {exc}")
+        return None
+    return context
 
 
 def _host_port(text: str, flag: str, problems: list[str]) -> tuple[str, int]:

@@ -7,6 +7,7 @@ loudly.
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -58,8 +59,14 @@ async def serve(
     admin_runner = web.AppRunner(make_admin_app(app), access_log=None)
     await runner.setup()
     await admin_runner.setup()
-    await web.TCPSite(runner, *config.listen).start()
-    await web.TCPSite(admin_runner, *config.admin_listen).start()
+    for site_runner, (host, port) in ((runner, config.listen), (admin_runner, config.admin_listen)):
+        try:
+            await web.TCPSite(site_runner, host, port).start()
+        except OSError as exc:  # a port in use: one line from the CLI, nothing left open behind it
+            await admin_runner.cleanup()
+            await runner.cleanup()
+            reason = os.strerror(exc.errno) if exc.errno else str(exc)
+            raise OSError(exc.errno, f"cannot listen on {host}:{port}: {reason}") from None
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
 

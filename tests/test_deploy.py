@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import fnmatch
+import hashlib
 import json
 import re
 import shlex
@@ -663,3 +664,69 @@ def test_policies_configmap_is_current(where: str, data: dict[str, str], tmp_pat
     settings = tmp_path / "settings.yaml"
     settings.write_text(settings_configmaps()[0][1])
     assert main(["check", "--policies", str(policies), "--settings", str(settings)]) == 0, capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------- gateway conventions (issue 12)
+
+def test_readiness_follows_the_backend_in_the_sidecar_only() -> None:
+    _, proxy, _ = sidecar()
+    assert serve_config(proxy).ready_requires_upstream is True, "a sidecar whose backend is down cannot serve"
+    _, _, inv = gateway()
+    assert serve_config(inv).ready_requires_upstream is False, (
+        "in a gateway a backend outage must not empty the Service (clients get JSON 502/503, not resets)")
+
+
+@pytest.mark.parametrize("inv", k8s_serve(), ids=ids(k8s_serve()))
+def test_prometheus_scrapes_the_admin_port(inv: Invocation) -> None:
+    deployment = only(inv.path, "Deployment")
+    annotations = deployment["spec"]["template"]["metadata"].get("annotations", {})
+    assert annotations.get("prometheus.io/scrape") == "true"
+    assert int(annotations["prometheus.io/port"]) == serve_config(inv).admin_listen[1]
+    assert annotations.get("prometheus.io/path") == "/metrics"
+
+
+def config_checksum(path: Path) -> str:
+    """What update-policies.sh writes: sha256 of [[name, data], ...] over the file's ConfigMaps."""
+    maps = sorted([cm["metadata"]["name"], cm.get("data", {})] for cm in objects(path, "ConfigMap"))
+    return hashlib.sha256(json.dumps(maps, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+@pytest.mark.parametrize("path", k8s_files(), ids=lambda p: p.name)
+def test_config_checksum_rolls_pods_on_configmap_change(path: Path) -> None:
+    annotations = only(path, "Deployment")["spec"]["template"]["metadata"].get("annotations", {})
+    assert annotations.get("checksum/config") == config_checksum(path), (
+        f"{path.name}: checksum/config is stale: run `{REGENERATE}`")
+
+
+def test_config_checksum_moves_with_the_settings(tmp_path: Path) -> None:
+    """The check above can fail: one changed settings value changes the checksum."""
+    path = K8S / "sidecar.yaml"
+    edited = tmp_path / path.name
+    edited.write_text(path.read_text().replace("billing_rate_visibility: own", "billing_rate_visibility: none", 1))
+    assert config_checksum(edited) != config_checksum(path)
+
+
+@pytest.mark.parametrize("inv", k8s_serve(), ids=ids(k8s_serve()))
+def test_network_policy_keeps_the_admin_port_private(inv: Invocation) -> None:
+    config = serve_config(inv)
+    pod_labels = only(inv.path, "Deployment")["spec"]["template"]["metadata"]["labels"]
+    policies = [p for p in objects(inv.path, "NetworkPolicy")
+                if labels_match(p["spec"]["podSelector"].get("matchLabels", {}), pod_labels)]
+    assert len(policies) == 1, f"{inv.where}: one NetworkPolicy must select the proxy's pods"
+    spec = policies[0]["spec"]
+    assert "Ingress" in spec["policyTypes"]
+    open_ports: set[int] = set()
+    admin_peers: list[dict[str, Any]] = []
+    for rule in spec.get("ingress", []):
+        ports = {container_port(inv.container, p["port"]) for p in rule.get("ports", [])}
+        assert ports, f"{inv.where}: an ingress rule without ports opens every port"
+        if not rule.get("from"):
+            open_ports |= ports
+        elif config.admin_listen[1] in ports:
+            admin_peers.extend(rule["from"])
+    assert open_ports == {config.listen[1]}, f"{inv.where}: only the proxy port is open to all, not {open_ports}"
+    assert admin_peers, f"{inv.where}: the admin port must be reachable by monitoring"
+    for peer in admin_peers:
+        assert "ipBlock" not in peer or peer["ipBlock"]["cidr"] not in ("0.0.0.0/0", "::/0")
+        assert peer.get("namespaceSelector", {}).get("matchLabels") or peer.get("podSelector", {}).get("matchLabels"), (
+            f"{inv.where}: an empty selector would open the admin port to every pod")

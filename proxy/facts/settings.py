@@ -137,8 +137,13 @@ def _entry(doc: Doc, raw: Any, at: tuple[str, ...], problems: Problems) -> dict[
     for key, value in _mapping(doc, raw, at, problems).items():
         where = doc.where(*at, key)
         if key == "permissions":
-            if not isinstance(value, list) or not all(v in PERMISSIONS for v in value):
-                problems.add(where, f"permissions: must list some of {sorted(PERMISSIONS)}")
+            if not isinstance(value, list):
+                problems.add(where, f"permissions: must be a list of some of {sorted(PERMISSIONS)}")
+                continue
+            unknown = [v for v in value if v not in PERMISSIONS]
+            if unknown:
+                names = ", ".join(repr(v) for v in unknown)
+                problems.add(where, f"permissions: {names} not among {sorted(PERMISSIONS)}")
                 continue
             out[key] = frozenset(value)
         elif key in _ENUMS:

@@ -6,6 +6,7 @@ import asyncio
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from yarl import URL
 
 from .state import SERVICES
 
@@ -15,9 +16,16 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    """Ready when a policy set is loaded and the backend accepts a connection."""
+    """Ready when a policy set is loaded and, with --ready-requires-upstream on (a sidecar), the
+    backend accepts a connection. Off (a gateway), a backend outage keeps pods in their Service, so
+    clients get the proxy's JSON 502/503 rather than connection errors."""
     services = request.app[SERVICES]
-    origin = services.upstream.origin
+    if services.config.ready_requires_upstream and not await _upstream_accepts(services.upstream.origin):
+        return web.json_response({"status": "upstream unreachable"}, status=503)
+    return web.json_response({"status": "ready", "policy_version": services.live.current.policies.version})
+
+
+async def _upstream_accepts(origin: URL) -> bool:
     port = origin.port or (443 if origin.scheme == "https" else 80)
     try:
         async with asyncio.timeout(2):
@@ -25,8 +33,8 @@ async def readyz(request: web.Request) -> web.Response:
         writer.close()
         await writer.wait_closed()
     except (OSError, TimeoutError):
-        return web.json_response({"status": "upstream unreachable"}, status=503)
-    return web.json_response({"status": "ready", "policy_version": services.live.current.policies.version})
+        return False
+    return True
 
 
 async def metrics(request: web.Request) -> web.Response:

@@ -18,7 +18,7 @@ from ..errors import error_body
 from ..facts.service import FactsService
 from ..log import make_logger
 from ..metrics import Metrics
-from .handler import handle
+from .handler import answer_started, handle
 from .state import SERVICES, InFlight, Live, Loaded, Services
 from .upstream import Upstream
 
@@ -31,6 +31,7 @@ def make_app(config: RunConfig, loaded: Loaded, *, logger: Any = None) -> web.Ap
         headers_timeout=config.upstream_headers_timeout,
         idle_timeout=config.upstream_idle_timeout,
         connections=config.upstream_connections,
+        tls=config.upstream_ssl,
     )
     facts = FactsService(
         upstream, ttl=config.facts_ttl, maxsize=config.facts_cache_size,
@@ -53,6 +54,7 @@ def make_app(config: RunConfig, loaded: Loaded, *, logger: Any = None) -> web.Ap
 
     app.cleanup_ctx.append(upstream_session)
     app.router.add_route("*", "/{tail:.*}", handle)
+    app.on_response_prepare.append(answer_started)
     return app
 
 

@@ -4,6 +4,7 @@ and write exactly one canonical log line per request.
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 from aiohttp import HttpVersion10, HttpVersion11, web
@@ -11,6 +12,7 @@ from aiohttp import HttpVersion10, HttpVersion11, web
 from ..errors import (
     BadRequestError,
     ClientGoneError,
+    GatewayTimeoutError,
     MethodNotAllowedError,
     NotFoundError,
     ProxyError,
@@ -100,4 +102,23 @@ async def _route(request: web.Request, outcome: Outcome, live: Loaded) -> web.St
         allow = ", ".join(sorted(match.route.methods | ({"HEAD"} if "GET" in match.route.methods else set())))
         raise MethodNotAllowedError(f"{request.method} is not allowed on {match.route.template}",
                                     headers={"Allow": allow})
-    return await handle_policed(request, services, live, match, target, outcome)
+    # --request-timeout: from arrival to the start of the answer (504); once it has started, the body
+    # streams under --upstream-idle-timeout. The deadline is disarmed by `answer_started`.
+    try:
+        async with asyncio.timeout(services.config.request_timeout) as deadline:
+            request[_DEADLINE] = deadline
+            return await handle_policed(request, services, live, match, target, outcome)
+    except TimeoutError:
+        raise GatewayTimeoutError("the request took longer than the proxy allows") from None
+    finally:
+        del request[_DEADLINE]  # an answer prepared after this point is past the deadline's scope
+
+
+_DEADLINE = web.RequestKey("request_deadline", asyncio.Timeout)
+
+
+async def answer_started(request: web.Request, _: web.StreamResponse) -> None:
+    """on_response_prepare: the answer's status is on its way, so the request deadline is disarmed."""
+    deadline = request.get(_DEADLINE)
+    if deadline is not None:
+        deadline.reschedule(None)

@@ -95,7 +95,23 @@ def check_host(request: web.Request) -> None:
         raise BadRequestError("the Host header is not a valid host[:port]")
 
 
-def upstream_request_headers(request: web.Request, *, policed: bool, request_id: str) -> CIMultiDict[str]:
+def forwarded_for(client_values: list[str], peer: str, trusted_hops: int) -> str:
+    """X-Forwarded-For as the backend gets it. With 0 trusted hops, the peer alone: whatever the client
+    wrote is dropped. With N, the last N entries the client sent (written by the N trusted proxies in
+    front of this one, each appending its own peer) are kept and the peer appended; entries left of
+    them are the client's own claims and dropped (Envoy's xff_num_trusted_hops, nginx's set_real_ip_from)."""
+    kept: list[str] = []
+    if trusted_hops > 0:
+        entries = [e.strip() for value in client_values for e in value.split(",") if e.strip()]
+        kept = entries[-trusted_hops:]
+    if peer:
+        kept.append(peer)
+    return ", ".join(kept)
+
+
+def upstream_request_headers(
+    request: web.Request, *, policed: bool, request_id: str, trusted_hops: int = 0
+) -> CIMultiDict[str]:
     named = _named_by_connection(request.headers)
     out: CIMultiDict[str] = CIMultiDict()
     for name, value in request.headers.items():
@@ -111,9 +127,9 @@ def upstream_request_headers(request: web.Request, *, policed: bool, request_id:
             continue
         out.add(name, value)
     # The proxy's own forwarding headers, set after the client's copies were removed.
-    peer = request.remote or ""
-    if peer:
-        out["X-Forwarded-For"] = peer
+    forwarded = forwarded_for(request.headers.getall("X-Forwarded-For", []), request.remote or "", trusted_hops)
+    if forwarded:
+        out["X-Forwarded-For"] = forwarded
     out["X-Forwarded-Proto"] = request.scheme
     if "Host" in request.headers:  # without one, aiohttp's `request.host` is this machine's name
         out["X-Forwarded-Host"] = request.headers["Host"]

@@ -105,7 +105,8 @@ async def handle_policed(
         _count_target(route.template, segments, target.query) if plan.filters else None,
         public_origin(request, services.config.public_origin), outcome,
     )
-    headers = upstream_request_headers(request, policed=True, request_id=outcome.request_id)
+    headers = upstream_request_headers(request, policed=True, request_id=outcome.request_id,
+                                       trusted_hops=services.config.trusted_hops)
     payload = None
     if body is not None:
         payload = encode_body(body)  # the body that was checked, re-encoded, is the body forwarded

@@ -23,7 +23,8 @@ async def relay(
     request: web.Request, services: Services, target: CanonicalTarget, outcome: Outcome,
     body: bytes | None = None,
 ) -> web.StreamResponse:
-    headers = upstream_request_headers(request, policed=False, request_id=outcome.request_id)
+    headers = upstream_request_headers(request, policed=False, request_id=outcome.request_id,
+                                       trusted_hops=services.config.trusted_hops)
     payload: bytes | AsyncIterator[bytes] | None = body
     if body is None and request.body_exists:
         payload = _stream_request(request)

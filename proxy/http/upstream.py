@@ -8,6 +8,7 @@ Redirects are relayed, never followed; bodies are never decompressed behind our 
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -31,8 +32,10 @@ class Upstream:
         headers_timeout: float,
         idle_timeout: float,
         connections: int,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self.origin = origin
+        self._tls = tls  # --upstream-ca / --upstream-cert; None: the system's CAs, verified
         self._headers_timeout = headers_timeout
         self._timeout = aiohttp.ClientTimeout(
             total=None, sock_connect=connect_timeout, sock_read=idle_timeout
@@ -41,7 +44,8 @@ class Upstream:
         self._session: aiohttp.ClientSession | None = None
 
     async def start(self) -> None:
-        connector = aiohttp.TCPConnector(limit=self._connections, limit_per_host=0, ttl_dns_cache=60)
+        connector = aiohttp.TCPConnector(limit=self._connections, limit_per_host=0, ttl_dns_cache=60,
+                                         ssl=self._tls if self._tls is not None else True)
         self._session = aiohttp.ClientSession(
             connector=connector,
             cookie_jar=aiohttp.DummyCookieJar(),  # nothing of one caller is kept for another
