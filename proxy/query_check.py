@@ -24,12 +24,11 @@ PAGING = frozenset({"fields", "limit", "page_token", "offset"})
 STUB_FIELDS = frozenset({"id", "type"})
 """What a redacted contact stub keeps (besides the masked name): ordering or filtering by these tells nothing."""
 
-SEARCHES: dict[str, dict[str, str]] = {
-    # The public spec: GET /matters `query` is a "wildcard search for display_number, number or
-    # description ..., as well as the first_name, last_name or name of the associated client".
-    "/matters": {"query": "client"},
-}
-"""Search parameters whose matches include a nested contact's name, by route: the location searched."""
+VISIBLE_BY_DEFINITION = frozenset({("matters", "client"), ("matters", "custom_field_values[].contact")})
+"""(family, location) of contacts that 4.0.9 makes visible to whoever sees the record: a matter's client and
+its contact custom fields belong to a matter the caller can see. Ordering matters by their client's name, or
+the matters `query` search (which also matches the client's name), ranks and selects only visible names, so
+both stay allowed; the bindings still stub such a contact should the backend ever disagree."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +66,8 @@ def hidden_fields(route: Route, settings: UserSettings) -> list[Hidden]:
         elif binding.action is Action.REDACT_RATE:
             out.append(Hidden(prefix, frozenset(RATE_FIELDS), binding))
         elif binding.action is Action.REDACT_CONTACT:
+            if binding.at is not None and (route.family, binding.at.text) in VISIBLE_BY_DEFINITION:
+                continue
             out.append(Hidden(prefix, None, binding))
         # FILTER_CONTACTS drops hidden records: what is left may be ordered and filtered freely.
     return out
@@ -87,8 +88,6 @@ def check_query(
             continue
         if key == "order":
             named = [_order_field(part) for part in value.split(",")]
-        elif key in SEARCHES.get(route.template, {}):
-            named = [SEARCHES[route.template][key] + ".name"]
         else:
             named = [key.partition("[")[0].lower()]  # `total`, `ids[]`, `quantity[gt]`
         for name in named:
