@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,7 +62,8 @@ async def rig(settings_file: Path) -> AsyncIterator[Rig]:
 
 
 async def send(rig: Rig, http: aiohttp.ClientSession, method: str, path: str, data: dict[str, Any]) -> int:
-    async with http.request(method, rig.url(path), headers=AUTH, data=orjson.dumps({"data": data})) as r:
+    body = json.dumps({"data": data}).encode()  # json, not orjson: some bodies hold integers past 64 bits
+    async with http.request(method, rig.url(path), headers=AUTH, data=body) as r:
         await r.read()
         return r.status
 
@@ -199,6 +201,7 @@ WIDENING: list[tuple[str, str, dict[str, Any]]] = [
     ("PATCH", "/api/v4/matters/500.json", {"custom_field_values": [{"custom_field": {"id": 77}, "value": "950"}]}),
     ("PATCH", "/api/v4/matters/500.json", {"custom_field_values": [{"custom_field": {"id": 77}, "value": " 0950"}]}),
     ("PATCH", "/api/v4/matters/500.json", {"custom_field_values": [{"custom_field": {"id": 77}, "value": "9_50"}]}),
+    ("PATCH", "/api/v4/matters/500.json", {"custom_field_values": [{"value": [1, HIDDEN]}]}),
     ("POST", "/api/v4/matters.json", {"custom_field_values": [{"custom_field": {"id": 77}, "value": {"id": HIDDEN}}]}),
     ("POST", "/api/v4/matters.json", {"split_invoice_payers": [{"contact_id": HIDDEN, "split_portion": 50}]}),
     ("PATCH", "/api/v4/matters/500.json", {"split_invoice_payers": [{"contact": {"id": HIDDEN}}]}),
@@ -337,3 +340,22 @@ def test_a_participants_list_cannot_name_contacts_or_be_malformed(tmp_path: Path
         load_policies(policies)
     assert needle in str(caught.value)
     assert "tasks.yaml:13" in str(caught.value)
+
+
+# Sizes that must not crash the checks -------------------------------------------------------------
+
+async def test_an_id_too_long_for_int64_is_a_bad_request(rig: Rig, http: aiohttp.ClientSession) -> None:
+    """int() of a 5000-digit string raises ValueError: the check must answer 400, never 500."""
+    for data in ({"vendor": {"id": "9" * 5000}}, {"vendor_id": "9" * 5000}, {"vendor": {"id": 2**64}}):
+        assert await send(rig, http, "POST", "/api/v4/activities.json", data) == 400
+    assert not rig.script.forwarded
+
+
+async def test_a_huge_custom_field_value_names_no_contact(rig: Rig, http: aiohttp.ClientSession) -> None:
+    for value in ("9" * 5000, 10**30):
+        data = {"custom_field_values": [{"custom_field": {"id": 77}, "value": value}]}
+        assert await send(rig, http, "PATCH", "/api/v4/matters/500.json", data) == 200
+    raw = b'{"data": {"custom_field_values": [{"custom_field": {"id": 77}, "value": 1e999999999}]}}'
+    async with http.patch(rig.url("/api/v4/matters/500.json"), headers=AUTH, data=raw) as r:
+        assert r.status == 200
+    assert len(rig.own_requests("PATCH")) == 3

@@ -18,6 +18,8 @@ from ..facts.viewer import Viewer
 from ..policy.model import Binding, Location, Rule
 from .base import Judge, object_id
 
+MAX_ID = 2**63
+"""Ids are int64: a reference past that names nothing the backend stores, and is malformed."""
 MASK = "****"
 """One fixed mask for every name: its length reveals nothing."""
 
@@ -165,11 +167,11 @@ def refuse_hidden_values(data: Any, binding: Binding, viewer: Viewer) -> None:
     could read as a contact id (an integer, or a string its integer cast reads as one) that names a
     hidden contact is refused, even if the field turns out to be numeric.
     """
-    key, is_list = _last_step(binding)
+    key, _ = _last_step(binding)
     for container in _containers(data, binding):
         value = container.get(key)
-        values = value if is_list and isinstance(value, list) else [value]
-        for item in values:
+        # a list is read item by item: a lenient backend may take any of them
+        for item in value if isinstance(value, list) else [value]:
             contact_id = loose_id(item)
             if contact_id is not None and not visible(contact_id, viewer):
                 raise BLOCK_ERRORS[binding.status](
@@ -188,12 +190,14 @@ def loose_id(value: Any) -> int | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
-        return value if value > 0 else None
+        return value if 0 < value < MAX_ID else None
     if isinstance(value, Decimal):
-        return int(value) if value.is_finite() and value >= 1 else None
+        # compared before int(): int(Decimal("1e999999999")) would build a billion-digit number
+        return int(value) if value.is_finite() and 1 <= value < MAX_ID else None
     if isinstance(value, str) and (m := _LOOSE_ID.match(value)):
-        number = int(m.group(1).replace("_", ""))
-        return number if number > 0 else None
+        digits = m.group(1).replace("_", "").lstrip("0")
+        # more than 19 digits is past any int64 id (and int() of a huge string raises)
+        return int(digits) if 0 < len(digits) <= 19 and int(digits) < MAX_ID else None
     return None
 
 
@@ -226,8 +230,9 @@ def _where(binding: Binding) -> str:
 
 def reference_id(value: Any) -> int:
     """An id as the backend would read it: an integer or a canonical digit string; else 400."""
-    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+    if isinstance(value, int) and not isinstance(value, bool) and 0 < value < MAX_ID:
         return value
-    if isinstance(value, str) and value.isascii() and value.isdigit() and not value.startswith("0"):
+    if (isinstance(value, str) and value.isascii() and value.isdigit() and not value.startswith("0")
+            and len(value) <= 19 and int(value) < MAX_ID):
         return int(value)
     raise BadRequestError("an id must be a positive integer")
