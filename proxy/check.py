@@ -44,6 +44,12 @@ def check_request(route: Route, method: str, params: dict[str, int], data: Any, 
                 contacts.refuse_hidden_references(_data(data), binding, viewer)
             except ProxyError as exc:
                 out.append(Violation(binding, exc, None))
+        elif (binding.action is Action.REFUSE_CONTACT_VALUE and contacts.restricted(viewer.settings)
+              and data is not None):
+            try:
+                contacts.refuse_hidden_values(_data(data), binding, viewer)
+            except ProxyError as exc:
+                out.append(Violation(binding, exc, None))
     return out
 
 
@@ -54,7 +60,8 @@ def hours_edit_checks(route: Route, method: str, data: Any, viewer: Viewer) -> l
     body = _data(data)
     return [
         b for b in route.checks
-        if b.action is Action.REFUSE_HOURS_EDIT and method in b.methods and any(f in body for f in b.fields)
+        if b.action is Action.REFUSE_HOURS_EDIT and method in b.methods
+        and any(f in body for f in activity_hours.PROTECTED_FIELDS.union(b.fields))
     ]
 
 

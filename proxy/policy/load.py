@@ -32,6 +32,11 @@ FACTS = ("who_am_i", "matters", "relationships", "created_contacts")
 _SEGMENT = re.compile(r"[a-z_][a-z0-9_]*\Z")
 _PARAM = re.compile(r"\{([a-z_]+)\}\Z")
 _LOCATION = re.compile(r"[a-z_][a-z0-9_]*(\[\])?(\.[a-z_][a-z0-9_]*(\[\])?)?\Z")
+_FIELD = re.compile(r"[a-z_][a-z0-9_]*\Z")
+_TYPE_NAME = re.compile(r"[A-Z][A-Za-z]*\Z")
+PARTICIPANT_NON_CONTACTS = frozenset({"User"})
+"""The public spec's Participant type is Person, Company or User: only User is not a contact."""
+CONTACT_TYPE_NAMES = frozenset({"Person", "Company", "Contact"})
 _FILE_KEYS = {"family", "seed", "checks", "routes"}
 _ROUTE_KEYS = {"route", "shape", "methods", "respond", "checks", "refreshes_facts"}
 _BINDING_KEYS = {"rule", "action", "at", "participants", "seed", "methods", "status", "param",
@@ -242,29 +247,48 @@ def _binding(
         if not methods <= route_methods:
             problems.add(doc.where(*at, "methods"), "methods: not all allowed on this route")
     status = raw.get("status", 0)
-    needs_status = action in (Action.REFUSE_CONTACT_REFERENCE, Action.REFUSE_HOURS_EDIT)
+    needs_status = action in (Action.REFUSE_CONTACT_REFERENCE, Action.REFUSE_CONTACT_VALUE, Action.REFUSE_HOURS_EDIT)
     if needs_status and status not in BLOCK_ERRORS:
         problems.add(doc.where(*at, "status"), f"status: must be one of {sorted(BLOCK_ERRORS)}")
     param = raw.get("param")
     if action is Action.HIDE_CONTACT and param not in params:
         problems.add(doc.where(*at, "param"), f"param: must name a route parameter {list(params)}")
     fields = raw.get("fields", [])
+    # refuse_hours_edit always protects the rule's own fields (activity_hours.PROTECTED_FIELDS);
+    # `fields` can only add to them, so a policy line cannot forget one.
     if action is Action.REFUSE_HOURS_EDIT and (
-        not isinstance(fields, list) or not fields or not all(isinstance(f, str) for f in fields)
+        not isinstance(fields, list) or not all(isinstance(f, str) and _FIELD.match(f) for f in fields)
     ):
-        problems.add(doc.where(*at, "fields"), "fields: must list the fields that may not be set")
+        problems.add(doc.where(*at, "fields"), "fields: must list field names that may not be set")
         fields = []
     permission = raw.get("permission")
     if action is Action.REQUIRE_PERMISSION and permission not in PERMISSIONS:
         problems.add(doc.where(*at, "permission"), f"permission: must be one of {sorted(PERMISSIONS)}")
-    if action is Action.REFUSE_CONTACT_REFERENCE and location is None:
+    if action in (Action.REFUSE_CONTACT_REFERENCE, Action.REFUSE_CONTACT_VALUE) and location is None:
         problems.add(doc.where(*at, "at"), "at: must name where the reference lives in the body")
-    participants = raw.get("participants", False)
-    if not isinstance(participants, bool):
-        problems.add(doc.where(*at, "participants"), "participants: must be true or false")
-        participants = False
+    participants, non_contacts = _participants(doc, raw.get("participants", False), at, problems)
     return Binding(rule, action, seed, where, location, participants, methods, int(status or 0),
-                   param, tuple(fields), permission)
+                   param, tuple(fields), permission, non_contacts)
+
+
+def _participants(
+    doc: Doc, raw: Any, at: tuple[str | int, ...], problems: Problems
+) -> tuple[bool, frozenset[str]]:
+    """`participants: true` (the API's Participant: only `User` is not a contact) or the list of the
+    exact types that are not contacts at this place (`[User, Calendar]` for attendees)."""
+    if raw is False:
+        return False, frozenset()
+    if raw is True:
+        return True, PARTICIPANT_NON_CONTACTS
+    if (not isinstance(raw, list) or not raw
+            or not all(isinstance(t, str) and _TYPE_NAME.match(t) for t in raw)):
+        problems.add(doc.where(*at, "participants"),
+                     "participants: must be true, false or the list of types that are not contacts")
+        return False, frozenset()
+    if contact_types := sorted(set(raw) & CONTACT_TYPE_NAMES):
+        # Listing a contact type here would let hidden contacts through unjudged.
+        problems.add(doc.where(*at, "participants"), f"participants: {', '.join(contact_types)} are contacts")
+    return True, frozenset(raw) - CONTACT_TYPE_NAMES
 
 
 def _location(doc: Doc, raw: Any, at: tuple[str | int, ...], problems: Problems) -> Location | None:

@@ -27,6 +27,7 @@ class Action(StrEnum):
     # on requests, before anything reaches the backend
     HIDE_CONTACT = "hide_contact"
     REFUSE_CONTACT_REFERENCE = "refuse_contact_reference"
+    REFUSE_CONTACT_VALUE = "refuse_contact_value"
     REFUSE_HOURS_EDIT = "refuse_hours_edit"
     REQUIRE_PERMISSION = "require_permission"
 
@@ -40,6 +41,7 @@ RESPOND_ACTIONS: dict[Action, Rule] = {
 CHECK_ACTIONS: dict[Action, Rule] = {
     Action.HIDE_CONTACT: Rule.CONTACTS_VISIBILITY,
     Action.REFUSE_CONTACT_REFERENCE: Rule.CONTACTS_VISIBILITY,
+    Action.REFUSE_CONTACT_VALUE: Rule.CONTACTS_VISIBILITY,
     Action.REFUSE_HOURS_EDIT: Rule.ACTIVITY_HOURS_VISIBILITY,
     Action.REQUIRE_PERMISSION: Rule.PERSONAL_INJURY,
 }
@@ -97,12 +99,15 @@ class Binding:
     seed: str
     source: str                       # file:line, for descriptions and errors
     at: Location | None = None
-    participants: bool = False        # only entries typed as contacts are contacts
+    participants: bool = False        # a typed list: entries typed as non-contacts are left alone
     methods: frozenset[str] = frozenset()
     status: int = 0
     param: str | None = None
     fields: tuple[str, ...] = ()
     permission: str | None = None
+    non_contacts: frozenset[str] = frozenset()
+    """With `participants`: the exact type spellings that are not contacts here (`User`; `Calendar`
+    for attendees). Every other type, however close, is a contact."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,8 +1,8 @@
 """Activity hours visibility (4.0.8): other users' time-entry hours are null, and cannot be edited.
 
-Seed rows: 4.0.8 activities GET and PATCH; calendar_entries, communications, notes, tasks GET
-`time_entries`. A TimeEntry is hidden unless its user is the caller or the caller is the responsible
-attorney of its matter.
+Seed rows: 4.0.8 activities GET and PATCH (SPEC 2.2: also its type and matter); calendar_entries,
+communications, notes, tasks GET `time_entries`. A TimeEntry is hidden unless its user is the caller
+or the caller is the responsible attorney of its matter.
 """
 
 from __future__ import annotations
@@ -24,6 +24,15 @@ HOURS_FIELDS = (
     "total",
     "non_billable_total",
 )
+
+PROTECTED_FIELDS = frozenset({
+    *HOURS_FIELDS,
+    # what makes an entry hidden: changing its user, matter or type would show its hours
+    "user", "user_id", "matter", "matter_id", "type",
+})
+"""A PATCH of a hidden time entry that sets any of these is refused (403), whatever the policy lists:
+retyping it to an ExpenseEntry, moving it to a matter the caller is responsible for or giving it to the
+caller would make the hours visible as surely as editing them."""
 
 KNOWN_FIELDS = frozenset({
     # The Activity schema of the public spec (clio/openapi.json), scalars and nested references.
