@@ -11,15 +11,18 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
+import orjson
 
 from .errors import UndecidableError
+from .jsonkeys import refuse_repeated_keys
+from .jsonstream import EnvelopeError, IndexSplitter
 
 _OPEN_BRACE = ord("{")
 
 
 class _Index(msgspec.Struct, forbid_unknown_fields=True):
     data: list[msgspec.Raw]
-    meta: Any = msgspec.UNSET
+    meta: msgspec.Raw | msgspec.UnsetType = msgspec.UNSET  # decoded by orjson, after its keys are checked
 
 
 class _Object(msgspec.Struct):
@@ -54,7 +57,9 @@ def split_index(raw: bytes) -> tuple[list[msgspec.Raw], Any]:
     """The records' exact bytes and the decoded meta (msgspec.UNSET when absent).
 
     Refuses what the record-by-record path refuses: a body that is not JSON or not UTF-8, members
-    other than data and meta, data that is not a list, and records that are not objects.
+    other than data and meta, a repeated member, data that is not a list, records that are not
+    objects, and a meta that repeats a key. Keys repeated inside a record are not looked for: no
+    rule reads these records, which go out as the backend's bytes, repeats and all.
     """
     _check_utf8(raw, "the backend's index body")
     try:
@@ -66,7 +71,40 @@ def split_index(raw: bytes) -> tuple[list[msgspec.Raw], Any]:
     for record in index.data:
         if memoryview(record)[0] != _OPEN_BRACE:
             raise UndecidableError("a record is not an object")
-    return index.data, index.meta
+    _refuse_repeated_members(raw, index.data, index.meta)
+    if index.meta is msgspec.UNSET:
+        return index.data, msgspec.UNSET
+    meta_raw = bytes(index.meta)
+    meta = orjson.loads(meta_raw)  # msgspec has validated it
+    refuse_repeated_keys(meta_raw, meta, "the index meta")
+    return index.data, meta
+
+
+def _refuse_repeated_members(raw: bytes, records: list[msgspec.Raw], meta: Any) -> None:
+    """msgspec keeps the last of two `data` (or `meta`) members silently: refuse a repeat.
+
+    The envelope is the body less the records and meta, whose bytes msgspec gives exactly. None of
+    the marks counted here can straddle a record's edge (a record starts with `{` and ends with `}`),
+    so a count in the body less the counts in the parts is the envelope's; byte counts run at C
+    speed, with no second parse of the records. With no escape in the envelope, its keys are
+    written plainly: `"data"` must appear once, `"meta"` once when present. A key written with
+    escapes (`"d\\u0061ta"`) is rare: the streamed splitter, which decodes each top-level key and
+    refuses a repeat, then reads the envelope, so both paths agree.
+    """
+    inner = b"".join(records)
+    if meta is not msgspec.UNSET:
+        inner += b"," + bytes(meta)
+    if raw.count(b"\\") == inner.count(b"\\"):
+        plain = (raw.count(b'"data"') - inner.count(b'"data"'), raw.count(b'"meta"') - inner.count(b'"meta"'))
+        if plain != (1, 0 if meta is msgspec.UNSET else 1):
+            raise UndecidableError("the backend's index envelope repeats a member")
+        return
+    splitter = IndexSplitter(max_element_bytes=len(raw), max_member_bytes=len(raw))
+    try:
+        splitter.feed(raw)
+        splitter.finish()
+    except EnvelopeError:
+        raise UndecidableError("the backend's index envelope repeats a member") from None
 
 
 def join_index(records: list[msgspec.Raw], meta: Any) -> bytes:

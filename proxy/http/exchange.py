@@ -30,6 +30,7 @@ class Exchange:
     outcome: Outcome
     tally: Counter[Step] = field(default_factory=Counter)  # decisions per step (steps hash by identity)
     log_each: bool = False          # dry-run, or debug: a log line per decision
+    record_id: int | None = None    # a show route about one id (/contacts/{id}): the id asked for
 
     def __post_init__(self) -> None:
         self.log_each = not self.services.enforce or self.services.config.log_level == "debug"
