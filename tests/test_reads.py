@@ -349,6 +349,10 @@ async def test_known_meta_members_of_the_wrong_kind_are_refused(
 
 # --- class 13: participants selected without braces get their type asked for -----------------------
 
+def _identity(participant: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in participant.items() if k in ("id", "etag")}
+
+
 def participant_backend(record: dict[str, Any], key: str) -> Any:
     """A backend whose brace-less nested objects carry only id and etag (no type)."""
     async def handler(request: web.Request) -> web.Response:
@@ -356,8 +360,7 @@ def participant_backend(record: dict[str, Any], key: str) -> Any:
         out = dict(record)
         if f"{key}{{" not in fields:
             value = out[key]
-            strip = (lambda p: {k: v for k, v in p.items() if k in ("id", "etag")})
-            out[key] = [strip(p) for p in value] if isinstance(value, list) else strip(value)
+            out[key] = [_identity(p) for p in value] if isinstance(value, list) else _identity(value)
         return web.Response(body=index(out), content_type="application/json")
     return handler
 
