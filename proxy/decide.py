@@ -20,11 +20,12 @@ from .policy.fields import (
     Added,
     Need,
     Selection,
+    Shaping,
     augment,
     parse_fields,
     selected_names,
 )
-from .policy.model import Action, Binding, Route, Rule
+from .policy.model import Action, Binding, Route, Rule, Shape
 from .rules import RESPOND_RULES
 from .rules.base import Judge, RespondRule
 
@@ -69,6 +70,7 @@ class Plan:
     bindings: tuple[Binding, ...]
     upstream_selection: Selection | None  # None: the client's request is forwarded as it is
     added: Added
+    shape: Shaping | None = None  # a restricted caller's records keep only this (what was asked upstream)
     # Derived once, read per record or per request (not part of a plan's value):
     steps: tuple[Step, ...] = field(default=(), compare=False)  # bindings compiled for decide, in apply order
     strips: bool = field(default=False, compare=False)   # whether augmentation added anything to strip
@@ -80,7 +82,7 @@ class Plan:
         object.__setattr__(self, "steps", tuple(Step.of(b) for b in ordered))
         object.__setattr__(self, "strips", bool(self.added))
         object.__setattr__(self, "filters", any(b.action is Action.FILTER_CONTACTS for b in self.bindings))
-        object.__setattr__(self, "touches", bool(self.steps) or self.strips)
+        object.__setattr__(self, "touches", bool(self.steps) or self.strips or self.shape is not None)
 
     def bind(self, viewer: Viewer) -> Bound:
         judged = tuple((step.whole, step.key, step.rule.judge(step.binding, viewer), step) for step in self.steps)
@@ -140,10 +142,18 @@ def make_plan(route: Route, settings: UserSettings, client: Selection | None, *,
 
     `index`: the answer is a list (a GET of an index route); filters apply to lists only, the answer
     to a write being the one object written.
+
+    A caller any rule of the route restricts gets every record shaped to the selection asked of the
+    backend (`Plan.shape`), whether or not the client selected what the rules decide on: a backend
+    that ignores `fields` must not carry hidden data in members nobody decides. A show route about
+    one id (`/contacts/{id}`) always fetches `id`, so the answer can be checked to be that record.
     """
     selection = client if client is not None else DEFAULT_SELECTION
     bindings: list[Binding] = []
     needs: list[Need] = []
+    if names_one_record(route):
+        needs.append(Need("id", always=True))
+    restricted = any(RESPOND_RULES[b.action].active(settings) for b in route.respond)
     for binding in route.respond:
         if binding.action is Action.FILTER_CONTACTS and not index:
             continue
@@ -157,12 +167,19 @@ def make_plan(route: Route, settings: UserSettings, client: Selection | None, *,
             continue  # none of the fields the rule changes were asked for
         bindings.append(binding)
         needs.extend(_needs(binding, rule.reads(binding, settings)))
-    if not needs:
-        return Plan(tuple(bindings), None, Added())
     upstream, added = augment(selection, needs)
-    if not added:
-        return Plan(tuple(bindings), None, added)
-    return Plan(tuple(bindings), upstream, added)
+    shape = None
+    if restricted:
+        decided = frozenset(tuple(k for k, _ in b.at.steps) for b in bindings if b.at is not None and b.at.steps)
+        shape = Shaping(upstream, decided)
+    if upstream == selection:
+        return Plan(tuple(bindings), None, added, shape)
+    return Plan(tuple(bindings), upstream, added, shape)
+
+
+def names_one_record(route: Route) -> bool:
+    """A show route whose path ends in the record's id: its answer must be that record."""
+    return route.shape is Shape.SHOW and bool(route.segments) and route.segments[-1] is None
 
 
 def _names_at(selection: Selection, binding: Binding) -> frozenset[str] | None:

@@ -11,15 +11,18 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
+import orjson
 
 from .errors import UndecidableError
+from .jsonkeys import refuse_repeated_keys
+from .jsonstream import EnvelopeError, IndexSplitter
 
 _OPEN_BRACE = ord("{")
 
 
 class _Index(msgspec.Struct, forbid_unknown_fields=True):
     data: list[msgspec.Raw]
-    meta: Any = msgspec.UNSET
+    meta: msgspec.Raw | msgspec.UnsetType = msgspec.UNSET  # decoded by orjson, after its keys are checked
 
 
 class _Object(msgspec.Struct):
@@ -54,7 +57,9 @@ def split_index(raw: bytes) -> tuple[list[msgspec.Raw], Any]:
     """The records' exact bytes and the decoded meta (msgspec.UNSET when absent).
 
     Refuses what the record-by-record path refuses: a body that is not JSON or not UTF-8, members
-    other than data and meta, data that is not a list, and records that are not objects.
+    other than data and meta, a repeated member, data that is not a list, records that are not
+    objects, and a meta that repeats a key. Keys repeated inside a record are not looked for: no
+    rule reads these records, which go out as the backend's bytes, repeats and all.
     """
     _check_utf8(raw, "the backend's index body")
     try:
@@ -66,7 +71,49 @@ def split_index(raw: bytes) -> tuple[list[msgspec.Raw], Any]:
     for record in index.data:
         if memoryview(record)[0] != _OPEN_BRACE:
             raise UndecidableError("a record is not an object")
-    return index.data, index.meta
+    _refuse_repeated_members(raw, index.data, index.meta)
+    if index.meta is msgspec.UNSET:
+        return index.data, msgspec.UNSET
+    meta_raw = bytes(index.meta)
+    meta = orjson.loads(meta_raw)  # msgspec has validated it
+    refuse_repeated_keys(meta_raw, meta, "the index meta")
+    return index.data, meta
+
+
+_LEAST_ENVELOPE = len(b'{"data":[]}')
+_LEAST_META = len(b',"meta":')
+
+
+def _solid(raw: Any) -> int:
+    """How many bytes are not JSON whitespace (bytes.translate: one C pass)."""
+    return 0 if raw is msgspec.UNSET else len(bytes(raw).translate(None, b" \t\n\r"))
+
+
+def _refuse_repeated_members(raw: bytes, records: list[msgspec.Raw], meta: Any) -> None:
+    """msgspec keeps the last of two `data` (or `meta`) members silently: refuse a repeat.
+
+    The envelope is the body less the records and meta, whose exact bytes msgspec gives. Written
+    compactly with plain keys (as most backends write it) it has a known least length; a repeated
+    member (or a key spelled with escapes, `"d\\u0061ta"`) adds bytes, so a body of exactly that
+    length repeats nothing, known without reading it again; with whitespace, the same holds of
+    its bytes that are not whitespace. Any other body (escaped keys, repeats) goes through the
+    streamed splitter, which decodes each top-level key and refuses a repeat: both paths agree.
+    """
+    envelope = len(raw) - sum(map(len, records))
+    least = _LEAST_ENVELOPE + max(len(records) - 1, 0)
+    if meta is not msgspec.UNSET:
+        envelope -= len(meta)
+        least += _LEAST_META
+    if envelope == least:
+        return
+    if envelope > least and _solid(raw) - _solid(b"".join(records)) - _solid(meta) == least:
+        return  # the same, once whitespace is left out (the records' own whitespace cancels out)
+    splitter = IndexSplitter(max_element_bytes=len(raw), max_member_bytes=len(raw))
+    try:
+        splitter.feed(raw)
+        splitter.finish()
+    except EnvelopeError:
+        raise UndecidableError("the backend's index envelope repeats a member") from None
 
 
 def join_index(records: list[msgspec.Raw], meta: Any) -> bytes:

@@ -12,16 +12,24 @@ import orjson
 from .decide import Bound, Decision, apply, decide
 from .envelope import check_record
 from .errors import UndecidableError
-from .policy.fields import strip_added
+from .jsonkeys import refuse_repeated_keys
+from .policy.fields import shape_record, strip_added
 
 
 def transform_record(
     record: Any, path: str, bound: Bound, *, enforce: bool
 ) -> tuple[dict[str, Any] | None, list[Decision]]:
-    """The record to send (None: filtered out) and the decisions taken on it."""
+    """The record to send (None: filtered out) and the decisions taken on it.
+
+    A restricted caller's record is first shaped to what was asked of the backend: members a backend
+    added (or kept though `fields` left them out) are removed before anything is decided, so nothing
+    reaches the client undecided. Dry-run changes nothing, so it does not shape.
+    """
     if not isinstance(record, dict):
         raise UndecidableError("a record is not an object")
     plan = bound.plan
+    if enforce and plan.shape is not None:
+        shape_record(record, plan.shape)
     decisions = decide(record, path, bound) if plan.steps else []
     out: dict[str, Any] | None = record
     if enforce and decisions:
@@ -43,6 +51,7 @@ def transform_element(
         record = orjson.loads(raw)
     except orjson.JSONDecodeError:
         raise UndecidableError("a record is not valid JSON") from None
+    refuse_repeated_keys(raw, record, "a record")
     out, decisions = transform_record(record, path, bound, enforce=enforce)
     if out is None:
         return None, decisions

@@ -178,3 +178,54 @@ def test_settings_are_resolved_once_per_caller_and_roles() -> None:
     assert settings.for_caller(7, ("Intern",)) is intern
     assert settings.for_caller(7, ()) != intern  # other roles, other settings
     assert Settings(ALL, {}, {}, "reloaded").for_caller(7, ("Intern",)) != intern  # a reload starts afresh
+
+
+# --- issue 9: what a restricted caller gets is what it asked for; a repeated key never passes -----
+
+SENTINEL = "SENTINEL-extra"
+EXTRA = st.dictionaries(st.sampled_from(["vendor", "client", "facets", "name", "secret", "matter", "user"]),
+                        st.just({"id": 950, "name": SENTINEL, "nested": {"name": SENTINEL}}), max_size=4)
+SELECTABLE = ["id", "note", "quantity", "price", "vendor", "matter", "matter{id}", "user{id}", "vendor{id,type}"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.sampled_from(SELECTABLE), min_size=1, max_size=5, unique_by=lambda f: f.split("{")[0]),
+       EXTRA, st.sampled_from(["TimeEntry", "ExpenseEntry"]))
+def test_a_restricted_caller_gets_only_what_it_selected(fields: list[str], extra: dict[str, Any], kind: str) -> None:
+    """Whatever members the backend adds (ignoring `fields`), a restricted caller's record holds the
+    selected members (and what rules add), and nothing a sentinel marks leaks out of unselected ones."""
+    who = viewer(frozenset({900}), responsible=frozenset({500}))
+    plan = make_plan(ROUTES["/activities"], who.settings, parse_fields(",".join(fields)))
+    record = {"id": 1, "note": "n", "quantity": 3.0, "price": 2.0, "type": kind, "user": {"id": 3, "name": SENTINEL},
+              "matter": {"id": 501, "client": {"id": 950, "name": SENTINEL}}, **extra}
+    out, _ = transform_record(record, "data[0]", plan.bind(who), enforce=True)
+    assert out is not None
+    selected = {f.split("{")[0] for f in fields}
+    assert set(out) <= selected | {"quantity_redacted", "redacted"}
+    assert SENTINEL not in orjson.dumps(out).decode()
+
+
+JSON = st.recursive(st.none() | st.booleans() | st.integers(-10**6, 10**6) | st.text(max_size=5),
+                    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3),
+                    max_leaves=12)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.text(max_size=4), JSON, min_size=1, max_size=4), st.data())
+def test_a_repeated_key_is_found_in_any_spelling(value: dict[str, Any], data: st.DataObject) -> None:
+    import json
+
+    import pytest
+
+    from proxy.errors import UndecidableError
+    from proxy.jsonkeys import refuse_repeated_keys
+
+    for raw in (orjson.dumps(value), json.dumps(value, indent=1).encode(), json.dumps(value).encode()):
+        refuse_repeated_keys(raw, orjson.loads(raw), "x")  # well-formed, any spelling: passes
+    key = data.draw(st.sampled_from(sorted(value)))
+    spelled = json.dumps(key, ensure_ascii=data.draw(st.booleans())).encode()
+    if data.draw(st.booleans()) and key:
+        spelled = b'"' + b"".join(b"\\u%04x" % ord(c) if ord(c) < 0x10000 else c.encode() for c in key) + b'"'
+    repeated = orjson.dumps(value)[:-1] + b"," + spelled + b' : "SENTINEL"}'
+    with pytest.raises(UndecidableError):
+        refuse_repeated_keys(repeated, orjson.loads(repeated), "x")

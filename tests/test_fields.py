@@ -30,9 +30,16 @@ def test_augment_adds_inside_braces_and_records_it() -> None:
     assert record == {"id": 1, "vendor": {"name": "x"}}
 
 
-def test_nested_defaults_already_carry_id_and_type() -> None:
+def test_a_braceless_participant_asks_for_its_type_by_name() -> None:
+    """Backends differ on whether brace-less nested objects carry `type`: it is asked for, inside braces
+    that list exactly the nested defaults (the representation the client chose), so nothing is stripped."""
     selection, added = augment(parse_fields("attendees"), [Need("attendees", "id"), Need("attendees", "type")])
-    assert not added and render_fields(selection) == "attendees"
+    assert not added and render_fields(selection) == "attendees{id,etag,type}"
+
+
+def test_a_braceless_reference_needs_nothing_for_its_id() -> None:
+    selection, added = augment(parse_fields("vendor"), [Need("vendor", "id")])
+    assert not added and render_fields(selection) == "vendor"
 
 
 def test_needs_of_an_unselected_location_add_nothing() -> None:
@@ -54,7 +61,8 @@ def test_client_gets_exactly_the_fields_it_asked_for(client: list[tuple[str, lis
     upstream, added = augment(selection, [Need(n, s, a) for n, s, a in needs])
 
     def answer(sel: tuple[Field, ...]) -> dict[str, object]:
-        return {f.name: ({"id": 1, "etag": "e", "type": "T"} if f.sub is None else {s: 1 for s in f.sub})
+        defaults = {"id": 1, "etag": "e", "type": "T"}  # one value per field, braces or not
+        return {f.name: (defaults if f.sub is None else {s: defaults.get(s, 1) for s in f.sub})
                 for f in sel}
 
     record = answer(upstream)

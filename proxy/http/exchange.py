@@ -31,6 +31,7 @@ class Exchange:
     tally: Counter[Step] = field(default_factory=Counter)  # decisions per step (steps hash by identity)
     log_each: bool = False          # dry-run, or debug: a log line per decision
     tap: list[bytes] | None = None  # dry-run: the backend's bytes read before the client got any
+    record_id: int | None = None    # a show route about one id (/contacts/{id}): the id asked for
 
     def __post_init__(self) -> None:
         self.log_each = not self.services.enforce or self.services.config.log_level == "debug"

@@ -19,6 +19,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 from multidict import CIMultiDict
 
 from ..check import Violation, check_hours_edit, check_request, hours_edit_checks
+from ..decide import names_one_record
 from ..errors import (
     BadGatewayError,
     BadRequestError,
@@ -104,6 +105,7 @@ async def handle_policed(
         request, services, loaded, route, method, plan.bind(viewer), authorization, fields_text,
         _count_target(route.template, segments, target.query) if plan.filters else None,
         public_origin(request, services.config.public_origin), outcome,
+        record_id=match.params[route.params[-1]] if names_one_record(route) else None,
     )
     headers = upstream_request_headers(request, policed=True, request_id=outcome.request_id,
                                        trusted_hops=services.config.trusted_hops)

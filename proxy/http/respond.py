@@ -22,6 +22,7 @@ from multidict import CIMultiDict
 from ..envelope import join_index, split_index
 from ..errors import BadGatewayError, GatewayTimeoutError, ProxyError, UndecidableError
 from ..facts.service import auth_digest
+from ..jsonkeys import refuse_repeated_keys
 from ..jsonstream import Element, EnvelopeError, IndexSplitter, Member
 from ..transform import transform_element, transform_record
 from .exchange import Exchange
@@ -62,6 +63,13 @@ async def respond_show(x: Exchange, response: aiohttp.ClientResponse, headers: C
         raise UndecidableError("the backend's answer is not valid JSON") from None
     if not isinstance(doc, dict) or set(doc) != {"data"}:
         raise UndecidableError("the backend's answer is not {\"data\": {...}}")
+    refuse_repeated_keys(raw, doc, "the backend's answer")
+    if x.record_id is not None and x.method in ("GET", "PATCH"):
+        # The answer about /contacts/5 must be contact 5: another record (a hidden one) is refused.
+        data = doc["data"]
+        if not isinstance(data, dict) or type(data.get("id")) is not int or data["id"] != x.record_id:
+            # (Dry-run passes the backend's answer on as undecidable: the one fallback in policed.py.)
+            raise UndecidableError("the backend answered with another record than the one asked for")
     record, decisions = transform_record(doc["data"], "data", x.bound, enforce=x.services.enforce)
     x.note(decisions)
     if record is None:
@@ -187,6 +195,7 @@ async def _transform_index(x: Exchange, raw: bytes) -> bytes:
         doc = orjson.loads(raw)
     except orjson.JSONDecodeError:
         raise UndecidableError("the backend's index body is malformed") from None
+    refuse_repeated_keys(raw, doc, "the backend's index body")
     if not isinstance(doc, dict) or "data" not in doc or not set(doc) <= {"data", "meta"}:
         raise UndecidableError("the backend's index body is not {\"data\": [...], \"meta\": {...}}")
     records = doc["data"]
@@ -226,9 +235,11 @@ async def _stream_index(x: Exchange, response: aiohttp.ClientResponse, emitter: 
                     out.append(raw)
             elif piece.key == "meta":
                 try:
-                    meta.append(orjson.loads(piece.raw))
+                    value = orjson.loads(piece.raw)
                 except orjson.JSONDecodeError:
                     raise UndecidableError("the index meta is not valid JSON") from None
+                refuse_repeated_keys(piece.raw, value, "the index meta")
+                meta.append(value)
             else:
                 raise UndecidableError("the index has an unexpected member")
         if out:
@@ -262,19 +273,38 @@ async def _stream_index(x: Exchange, response: aiohttp.ClientResponse, emitter: 
 
 
 async def _rewrite_meta(x: Exchange, meta: Any) -> Any:
+    """The meta the client gets: only what the proxy knows (paging links, records), rebuilt.
+
+    Any other member (`facets` holding names, a newer backend's counts) is dropped, on every path:
+    the proxy cannot tell what it reveals. Values of a known member that are not what it expects
+    are refused.
+    """
     if not isinstance(meta, dict):
         raise UndecidableError("the index meta is not an object")
+    out: dict[str, Any] = {}
     paging = meta.get("paging")
     if isinstance(paging, dict):
         upstream = x.services.upstream.origin
+        links: dict[str, Any] = {}
         for key in ("next", "previous"):
             link = paging.get(key)
             if isinstance(link, str):
-                paging[key] = rewrite_link(link, upstream, x.public, x.client_fields)
+                links[key] = rewrite_link(link, upstream, x.public, x.client_fields)
             elif link is not None:
                 raise UndecidableError("a paging link is not a string")
+            elif key in paging:
+                links[key] = None
+        out["paging"] = links
     elif paging is not None:
         raise UndecidableError("the index paging is not an object")
+    elif "paging" in meta:
+        out["paging"] = None
+    if "records" in meta:
+        records = meta["records"]
+        if records is not None and type(records) is not int:
+            raise UndecidableError("the index record count is not an integer")
+        out["records"] = records
+    meta = out
     if "records" in meta and x.plan.filters and x.services.enforce:
         # Hidden contacts must not be counted: the count over every page, not this one's.
         assert x.viewer.visible_contacts is not None

@@ -18,6 +18,7 @@ _NAME = re.compile(r"[a-z_][a-z0-9_]*\Z")
 _ITEM = re.compile(r"([a-z_][a-z0-9_]*)(?:\{([^{}]*)\})?")
 DEFAULT_NESTED = frozenset({"id", "etag", "type"})
 """What the backend returns for a nested object selected without braces (its identity)."""
+_NESTED_BRACES = ("id", "etag", "type")
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,8 +115,14 @@ def augment(selection: Selection, needs: Iterable[Need]) -> tuple[Selection, Add
                 fields[need.name] = Field(need.name, (*current.sub, need.sub))
             continue
         if current.sub is None:
-            # The nested defaults (id, etag, type) carry what rules read; anything else would change
-            # the representation the client chose, so it is not added: the decision will find it
+            if need.sub != "id" and need.sub in DEFAULT_NESTED:
+                # A participant's `type`: backends differ on whether a brace-less nested object
+                # carries it, so it is asked for by name. The braces list exactly the nested
+                # defaults, the representation the client chose: nothing to strip afterwards.
+                fields[need.name] = Field(need.name, _NESTED_BRACES)
+                continue
+            # An id always comes with the nested defaults; anything else would change the
+            # representation the client chose, so it is not added: the decision will find it
             # missing and refuse, never guess.
             continue
         if need.sub not in current.sub:
@@ -136,6 +143,66 @@ def strip_added(record: dict[str, Any], added: Added) -> None:
             if isinstance(item, dict):
                 for sub in subs:
                     item.pop(sub, None)
+
+
+@dataclass(frozen=True, slots=True)
+class Shaping:
+    """What a restricted caller's records keep: the selection asked of the backend, and the nested
+    places a rule of the plan decides on (`("client",)`, `("custom_field_values", "contact")`),
+    whose objects are left whole for that rule (a stub, or hours redaction) instead of cut to the
+    nested defaults."""
+
+    selection: Selection
+    decided: frozenset[tuple[str, ...]] = frozenset()
+
+
+def shape_record(record: dict[str, Any], shaping: Shaping) -> None:
+    """Keep, in place, only what was asked for, as the API renders it: top-level members the
+    selection names; inside a member named with braces, the sub-members listed; inside one named
+    without braces, and in objects one level further down, the nested defaults (id, etag, type),
+    except where a rule decides.
+
+    A backend that ignores `fields` (or adds members) could otherwise carry a hidden contact or
+    hidden hours in a member no decision looks at. Values that are not objects are left for the
+    decisions, which refuse a shape they do not expect.
+    """
+    decided = shaping.decided
+    wanted = {f.name: f.sub for f in shaping.selection}
+    for name in [k for k in record if k not in wanted]:
+        del record[name]
+    for name, sub in wanted.items():
+        value = record.get(name)
+        if not isinstance(value, (dict, list)):
+            continue
+        if sub is None:
+            if (name,) not in decided:
+                _keep_only(value, DEFAULT_NESTED)
+            continue
+        keep = frozenset(sub)
+        for item in _objects(value):
+            for key in [k for k in item if k not in keep]:
+                del item[key]
+            for key, inner in item.items():
+                if isinstance(inner, (dict, list)) and (name, key) not in decided:
+                    _keep_only(inner, DEFAULT_NESTED)
+
+
+def _objects(value: dict[str, Any] | list[Any]) -> list[dict[str, Any]]:
+    """The objects of a nested value: itself, or the objects of a list (lists of lists included:
+    such a shape hides nothing from shaping)."""
+    if isinstance(value, dict):
+        return [value]
+    out: list[dict[str, Any]] = []
+    for item in value:
+        if isinstance(item, (dict, list)):
+            out.extend(_objects(item))
+    return out
+
+
+def _keep_only(value: dict[str, Any] | list[Any], keep: frozenset[str]) -> None:
+    for item in _objects(value):
+        for key in [k for k in item if k not in keep]:
+            del item[key]
 
 
 def selected_names(selection: Selection) -> frozenset[str]:

@@ -68,14 +68,16 @@ class Location:
         """(json path suffix, container, key, object) for each object at this location.
 
         Direct lookups only, never a walk of the document. Missing keys and nulls give nothing; a
-        value of the wrong kind (an object where a list belongs) is a TypeError.
+        value of the wrong kind anywhere along the way (an object where a list belongs, a list or a
+        string where an object belongs, a list of lists) is a TypeError, never skipped: what is
+        inside it would otherwise pass undecided.
         """
         frontier: list[tuple[str, Any, str | int, Any]] = [("", None, "", record)]
         for key, is_list in self.steps:
             nxt: list[tuple[str, Any, str | int, Any]] = []
             for path, _, _, obj in frontier:
                 if not isinstance(obj, dict):
-                    continue
+                    raise TypeError(f"{path} is not an object")
                 value = obj.get(key)
                 if value is None:
                     continue
