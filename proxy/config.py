@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
@@ -63,7 +63,11 @@ SERVE_OPTIONS = (
     Option("--shutdown-grace", "30", "seconds in-flight requests may take to finish after SIGTERM"),
     Option("--gzip-level", "1", "gzip level for policed bodies when the client accepts gzip"),
     Option("--log-level", "info", "debug | info | warning"),
+    Option("--etag-key", None, "secret key of the proxy's ETags, shared by replicas so a tag one gave "
+           "verifies at another (at least 32 characters; default: a random key per process, so If-Match "
+           "with another replica's tag fails its precondition)"),
 )
+MIN_ETAG_KEY = 32
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +95,7 @@ class RunConfig:
     shutdown_grace: float
     gzip_level: int
     log_level: str
+    etag_key: bytes | None = field(default=None, repr=False)  # a secret: never in a repr or a log line
 
 
 class ConfigValueError(Exception):
@@ -166,12 +171,21 @@ def build_config(args: argparse.Namespace, environ: Mapping[str, str] = os.envir
         shutdown_grace=number("shutdown_grace", float),
         gzip_level=gzip_level,
         log_level=raw["log_level"] or "info",
+        etag_key=_etag_key(raw["etag_key"], problems),
     )
     if config.listen == config.admin_listen:
         problems.append("--admin-listen must not share the proxied traffic's port")
     if problems:
         raise ConfigValueError(problems)
     return config
+
+
+def _etag_key(text: str | None, problems: list[str]) -> bytes | None:
+    if text is None:
+        return None
+    if len(text) < MIN_ETAG_KEY:
+        problems.append(f"--etag-key: must be at least {MIN_ETAG_KEY} characters")  # never quoted: a secret
+    return text.encode("utf-8", "surrogateescape")
 
 
 def _origin(text: str, flag: str, problems: list[str]) -> URL:
