@@ -24,7 +24,7 @@ from .policy.fields import (
     parse_fields,
     selected_names,
 )
-from .policy.model import Action, Binding, Route, Rule
+from .policy.model import Action, Binding, Location, Route, Rule
 from .rules import RESPOND_RULES
 from .rules.base import Judge, RespondRule
 
@@ -69,6 +69,8 @@ class Plan:
     bindings: tuple[Binding, ...]
     upstream_selection: Selection | None  # None: the client's request is forwarded as it is
     added: Added
+    # Where the backend's etags are replaced by the proxy's on every record, decided or not (see make_plan).
+    seal_at: tuple[Location, ...] = ()
     # Derived once, read per record or per request (not part of a plan's value):
     steps: tuple[Step, ...] = field(default=(), compare=False)  # bindings compiled for decide, in apply order
     strips: bool = field(default=False, compare=False)   # whether augmentation added anything to strip
@@ -80,7 +82,7 @@ class Plan:
         object.__setattr__(self, "steps", tuple(Step.of(b) for b in ordered))
         object.__setattr__(self, "strips", bool(self.added))
         object.__setattr__(self, "filters", any(b.action is Action.FILTER_CONTACTS for b in self.bindings))
-        object.__setattr__(self, "touches", bool(self.steps) or self.strips)
+        object.__setattr__(self, "touches", bool(self.steps) or self.strips or bool(self.seal_at))
 
     def bind(self, viewer: Viewer) -> Bound:
         judged = tuple((step.whole, step.key, step.rule.judge(step.binding, viewer), step) for step in self.steps)
@@ -144,6 +146,7 @@ def make_plan(route: Route, settings: UserSettings, client: Selection | None, *,
     selection = client if client is not None else DEFAULT_SELECTION
     bindings: list[Binding] = []
     needs: list[Need] = []
+    undecided: list[Binding] = []
     for binding in route.respond:
         if binding.action is Action.FILTER_CONTACTS and not index:
             continue
@@ -151,18 +154,38 @@ def make_plan(route: Route, settings: UserSettings, client: Selection | None, *,
         if not rule.active(settings):
             continue
         here = _names_at(selection, binding)
-        if here is None:
-            continue  # the client did not select the location: nothing there to decide on
-        if rule.targets is not None and not (rule.targets & here):
-            continue  # none of the fields the rule changes were asked for
+        if here is None or (rule.targets is not None and not (rule.targets & here)):
+            # The client selected neither the location nor what the rule changes: nothing to decide.
+            undecided.append(binding)
+            continue
         bindings.append(binding)
         needs.extend(_needs(binding, rule.reads(binding, settings)))
+    seal_at = _seal_at(undecided)
     if not needs:
-        return Plan(tuple(bindings), None, Added())
+        return Plan(tuple(bindings), None, Added(), seal_at)
     upstream, added = augment(selection, needs)
     if not added:
-        return Plan(tuple(bindings), None, added)
-    return Plan(tuple(bindings), upstream, added)
+        return Plan(tuple(bindings), None, added, seal_at)
+    return Plan(tuple(bindings), upstream, added, seal_at)
+
+
+RECORD = Location((), ".")
+
+
+def _seal_at(undecided: list[Binding]) -> tuple[Location, ...]:
+    """A rule this caller is under that was not decided (its fields not asked for) still has hidden
+    values in the backend's etags the client may have asked for: the record's, and those of the
+    objects on the way to the rule's location (a task's etag digests its assignee's name). Those are
+    replaced by the proxy's tags on every record, without deciding (no fields to add)."""
+    if not undecided:
+        return ()
+    places: dict[Location, None] = {RECORD: None}
+    for binding in undecided:
+        path = binding.at.steps if binding.at is not None else ()
+        for depth in range(1, len(path) + 1):
+            steps = path[:depth]
+            places[Location(steps, ".".join(key + "[]" * is_list for key, is_list in steps))] = None
+    return tuple(places)
 
 
 def _names_at(selection: Selection, binding: Binding) -> frozenset[str] | None:
