@@ -12,7 +12,7 @@ import os
 import re
 import ssl
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
@@ -89,7 +89,11 @@ SERVE_OPTIONS = (
     Option("--upstream-ca", None, "PEM file of the CAs trusted for an https --upstream (default: the system's)"),
     Option("--upstream-cert", None, "PEM client certificate presented to an https --upstream (with --upstream-key)"),
     Option("--upstream-key", None, "PEM private key of --upstream-cert"),
+    Option("--etag-key", None, "secret key of the proxy's ETags, shared by replicas so a tag one gave "
+           "verifies at another (at least 32 characters; default: a random key per process, so If-Match "
+           "with another replica's tag fails its precondition)"),
 )
+MIN_ETAG_KEY = 32
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +124,7 @@ class RunConfig:
     ready_requires_upstream: bool = True
     trusted_hops: int = 0
     upstream_ssl: ssl.SSLContext | None = None
+    etag_key: bytes | None = field(default=None, repr=False)  # a secret: never in a repr or a log line
 
 
 class ConfigValueError(Exception):
@@ -241,12 +246,21 @@ def build_config(args: argparse.Namespace, environ: Mapping[str, str] = os.envir
         ready_requires_upstream=ready != "off",
         trusted_hops=int(number("trusted_hops", int, -1)),
         upstream_ssl=_upstream_ssl(upstream, raw, names, problems),
+        etag_key=_etag_key(raw["etag_key"], problems),
     )
     if config.listen == config.admin_listen:
         problems.append(f"{names['admin_listen']} must not share the proxied traffic's port")
     if problems:
         raise ConfigValueError(problems)
     return config
+
+
+def _etag_key(text: str | None, problems: list[str]) -> bytes | None:
+    if text is None:
+        return None
+    if len(text) < MIN_ETAG_KEY:
+        problems.append(f"--etag-key: must be at least {MIN_ETAG_KEY} characters")  # never quoted: a secret
+    return text.encode("utf-8", "surrogateescape")
 
 
 def _origin(text: str, flag: str, problems: list[str]) -> URL:

@@ -25,7 +25,7 @@ from .policy.fields import (
     parse_fields,
     selected_names,
 )
-from .policy.model import Action, Binding, Route, Rule, Shape
+from .policy.model import Action, Binding, Location, Route, Rule, Shape
 from .rules import RESPOND_RULES
 from .rules.base import Judge, RespondRule
 
@@ -71,6 +71,8 @@ class Plan:
     upstream_selection: Selection | None  # None: the client's request is forwarded as it is
     added: Added
     shape: Shaping | None = None  # a restricted caller's records keep only this (what was asked upstream)
+    # Where the backend's etags are replaced by the proxy's on every record, decided or not (see make_plan).
+    seal_at: tuple[Location, ...] = ()
     # Derived once, read per record or per request (not part of a plan's value):
     steps: tuple[Step, ...] = field(default=(), compare=False)  # bindings compiled for decide, in apply order
     strips: bool = field(default=False, compare=False)   # whether augmentation added anything to strip
@@ -82,7 +84,8 @@ class Plan:
         object.__setattr__(self, "steps", tuple(Step.of(b) for b in ordered))
         object.__setattr__(self, "strips", bool(self.added))
         object.__setattr__(self, "filters", any(b.action is Action.FILTER_CONTACTS for b in self.bindings))
-        object.__setattr__(self, "touches", bool(self.steps) or self.strips or self.shape is not None)
+        object.__setattr__(self, "touches",
+                           bool(self.steps) or self.strips or self.shape is not None or bool(self.seal_at))
 
     def bind(self, viewer: Viewer) -> Bound:
         judged = tuple((step.whole, step.key, step.rule.judge(step.binding, viewer), step) for step in self.steps)
@@ -154,6 +157,7 @@ def make_plan(route: Route, settings: UserSettings, client: Selection | None, *,
     if names_one_record(route):
         needs.append(Need("id", always=True))
     restricted = any(RESPOND_RULES[b.action].active(settings) for b in route.respond)
+    undecided: list[Binding] = []
     for binding in route.respond:
         if binding.action is Action.FILTER_CONTACTS and not index:
             continue
@@ -161,10 +165,10 @@ def make_plan(route: Route, settings: UserSettings, client: Selection | None, *,
         if not rule.active(settings):
             continue
         here = _names_at(selection, binding)
-        if here is None:
-            continue  # the client did not select the location: nothing there to decide on
-        if rule.targets is not None and not (rule.targets & here):
-            continue  # none of the fields the rule changes were asked for
+        if here is None or (rule.targets is not None and not (rule.targets & here)):
+            # The client selected neither the location nor what the rule changes: nothing to decide.
+            undecided.append(binding)
+            continue
         bindings.append(binding)
         needs.extend(_needs(binding, rule.reads(binding, settings)))
     upstream, added = augment(selection, needs)
@@ -172,14 +176,34 @@ def make_plan(route: Route, settings: UserSettings, client: Selection | None, *,
     if restricted:
         decided = frozenset(tuple(k for k, _ in b.at.steps) for b in bindings if b.at is not None and b.at.steps)
         shape = Shaping(upstream, decided)
+    seal_at = _seal_at(undecided)
     if upstream == selection:
-        return Plan(tuple(bindings), None, added, shape)
-    return Plan(tuple(bindings), upstream, added, shape)
+        return Plan(tuple(bindings), None, added, shape, seal_at)
+    return Plan(tuple(bindings), upstream, added, shape, seal_at)
 
 
 def names_one_record(route: Route) -> bool:
     """A show route whose path ends in the record's id: its answer must be that record."""
     return route.shape is Shape.SHOW and bool(route.segments) and route.segments[-1] is None
+
+
+RECORD = Location((), ".")
+
+
+def _seal_at(undecided: list[Binding]) -> tuple[Location, ...]:
+    """A rule this caller is under that was not decided (its fields not asked for) still has hidden
+    values in the backend's etags the client may have asked for: the record's, and those of the
+    objects on the way to the rule's location (a task's etag digests its assignee's name). Those are
+    replaced by the proxy's tags on every record, without deciding (no fields to add)."""
+    if not undecided:
+        return ()
+    places: dict[Location, None] = {RECORD: None}
+    for binding in undecided:
+        path = binding.at.steps if binding.at is not None else ()
+        for depth in range(1, len(path) + 1):
+            steps = path[:depth]
+            places[Location(steps, ".".join(key + "[]" * is_list for key, is_list in steps))] = None
+    return tuple(places)
 
 
 def _names_at(selection: Selection, binding: Binding) -> frozenset[str] | None:

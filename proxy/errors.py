@@ -7,6 +7,7 @@
     ├── NotFoundError     404      hidden object, or an unknown route inside a policed family
     ├── MethodNotAllowedError 405
     ├── RequestTimeoutError 408    the client was too slow sending its request
+    ├── PreconditionFailedError 412  If-Match with a proxy ETag the record no longer has
     ├── PayloadTooLargeError 413
     ├── UnsupportedMediaError 415
     ├── UnprocessableError 422     a write names an object the caller may not see
@@ -59,6 +60,10 @@ class MethodNotAllowedError(ProxyError):
 
 class RequestTimeoutError(ProxyError):
     status, wire_type = 408, "RequestTimeout"
+
+
+class PreconditionFailedError(ProxyError):
+    status, wire_type = 412, "PreconditionFailed"
 
 
 class PayloadTooLargeError(ProxyError):

@@ -5,6 +5,7 @@ Pure and synchronous: the streaming and buffered responders, and offline replay,
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import orjson
@@ -14,16 +15,21 @@ from .envelope import check_record
 from .errors import UndecidableError
 from .jsonkeys import refuse_repeated_keys
 from .policy.fields import shape_record, strip_added
+from .policy.model import Location
+
+Seal = Callable[[str], str]
+"""The backend's etag of a record -> the proxy's tag for it (`proxy.etag.Sealer.record_tag`)."""
 
 
 def transform_record(
-    record: Any, path: str, bound: Bound, *, enforce: bool
+    record: Any, path: str, bound: Bound, *, enforce: bool, seal: Seal | None = None
 ) -> tuple[dict[str, Any] | None, list[Decision]]:
     """The record to send (None: filtered out) and the decisions taken on it.
 
     A restricted caller's record is first shaped to what was asked of the backend: members a backend
     added (or kept though `fields` left them out) are removed before anything is decided, so nothing
-    reaches the client undecided. Dry-run changes nothing, so it does not shape.
+    reaches the client undecided. Dry-run changes nothing, so it does not shape. With `seal`, each
+    object a decision changed carries the proxy's tag in its `etag` instead of the backend's.
     """
     if not isinstance(record, dict):
         raise UndecidableError("a record is not an object")
@@ -34,13 +40,50 @@ def transform_record(
     out: dict[str, Any] | None = record
     if enforce and decisions:
         out = apply(record, decisions)
+    if enforce and seal is not None and out is not None and (decisions or plan.seal_at):
+        _reseal(out, decisions, plan.seal_at, seal)
     if out is not None and plan.strips:
         strip_added(out, plan.added)
     return out, decisions
 
 
+def _reseal(record: dict[str, Any], decisions: list[Decision], seal_at: tuple[Location, ...], seal: Seal) -> None:
+    """The backend's etag of a changed object digests its hidden values, and so do the etags of the
+    objects holding it (a task's etag covers its assignee's name): a caller could confirm guesses of
+    them offline. Each is replaced by the proxy's tag, which still works for If-Match. The bundled
+    policies' locations are at most two levels deep (`a[].b`): the record, the decided object's
+    container and the object itself are every level there is. `seal_at`: where a rule the client's
+    `fields` kept from deciding may still have left hidden values in an etag (Plan.seal_at)."""
+    done: set[int] = set()  # one object changed twice (hours, then rate) is sealed once
+    for obj in _changed(record, decisions, seal_at):
+        if not isinstance(obj, dict) or id(obj) in done:
+            continue
+        done.add(id(obj))
+        etag = obj.get("etag")
+        if isinstance(etag, str):
+            obj["etag"] = seal(etag)
+        elif etag is not None:
+            raise UndecidableError("an etag is not a string")
+
+
+def _changed(record: dict[str, Any], decisions: list[Decision], seal_at: tuple[Location, ...]) -> Iterator[Any]:
+    if decisions:
+        yield record
+    for decision in decisions:
+        if decision.container is not None:
+            yield decision.container
+            yield decision.container[decision.key]  # after apply: the redacted object (a stub has no etag)
+    for at in seal_at:
+        try:
+            found = at.find(record)
+        except TypeError:
+            raise UndecidableError(f"`{at.text}` has an unexpected shape") from None
+        for _, _, _, obj in found:
+            yield obj
+
+
 def transform_element(
-    raw: bytes, path: str, bound: Bound, *, enforce: bool
+    raw: bytes, path: str, bound: Bound, *, enforce: bool, seal: Seal | None = None
 ) -> tuple[bytes | None, list[Decision]]:
     """Like transform_record, over the raw bytes of one element of an index body."""
     plan = bound.plan
@@ -52,7 +95,7 @@ def transform_element(
     except orjson.JSONDecodeError:
         raise UndecidableError("a record is not valid JSON") from None
     refuse_repeated_keys(raw, record, "a record")
-    out, decisions = transform_record(record, path, bound, enforce=enforce)
+    out, decisions = transform_record(record, path, bound, enforce=enforce, seal=seal)
     if out is None:
         return None, decisions
     if not enforce and not plan.strips:

@@ -7,6 +7,7 @@ binding removed, where the answer must differ: a case that would pass without it
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -74,6 +75,18 @@ def without_binding(seed: str, tmp: Path) -> Path:
     return target
 
 
+PROXY_TAG = re.compile(r'"rp\.[0-9a-f]{32}"\Z')
+
+
+def proxy_tags_named(doc: Any) -> Any:
+    """The proxy's etags (a MAC under a random key) spelled `<proxy etag>`, as a case writes them."""
+    if isinstance(doc, dict):
+        return {k: proxy_tags_named(v) for k, v in doc.items()}
+    if isinstance(doc, list):
+        return [proxy_tags_named(v) for v in doc]
+    return "<proxy etag>" if isinstance(doc, str) and PROXY_TAG.match(doc) else doc
+
+
 def is_projection(answer: Any, upstream: Any) -> bool:
     """The answer is the upstream's, with at most some keys left out (the ones the proxy added)."""
     if isinstance(answer, dict) and isinstance(upstream, dict):
@@ -90,7 +103,7 @@ async def test_policy_case(path: Path, tmp_path: Path, http: aiohttp.ClientSessi
     status, body, script = await run_case(case, POLICIES, tmp_path, "enforce", http)
     assert status == expect["status"], body
     if "body" in expect:
-        assert body == expect["body"]
+        assert proxy_tags_named(body) == expect["body"]
     own = [r for r in script.forwarded if r.method == case["request"]["method"]]
     assert bool(own) == expect.get("forwarded", True), "a blocked request reached the backend"
     if status >= 400:

@@ -6,6 +6,7 @@ The upstream session lives in `cleanup_ctx`, one per app; everything else under 
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -41,6 +42,9 @@ def make_app(config: RunConfig, loaded: Loaded, *, logger: Any = None) -> web.Ap
         config, Live(loaded), upstream, facts, metrics,
         logger if logger is not None else make_logger(level=config.log_level),
         InFlight(config.max_in_flight),
+        # Unset, a random key: tags verify only at this process, so If-Match with another replica's
+        # (or a restarted one's) tag fails its precondition, never passes it.
+        config.etag_key if config.etag_key is not None else os.urandom(32),
     )
     app = web.Application(client_max_size=config.max_write_body, handler_args={
         "max_field_size": 8190, "max_line_size": 8190,

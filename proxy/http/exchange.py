@@ -10,6 +10,7 @@ from aiohttp import web
 from yarl import URL
 
 from ..decide import Bound, Decision, Plan, Step
+from ..etag import Sealer
 from ..facts.viewer import Viewer
 from ..policy.model import Route
 from .state import Loaded, Outcome, Services
@@ -28,6 +29,7 @@ class Exchange:
     count_target: str | None        # the contacts index to count honestly, when the plan filters
     public: URL
     outcome: Outcome
+    sealer: Sealer                  # the proxy's ETags for this caller and policy version
     tally: Counter[Step] = field(default_factory=Counter)  # decisions per step (steps hash by identity)
     log_each: bool = False          # dry-run, or debug: a log line per decision
     tap: list[bytes] | None = None  # dry-run: the backend's bytes read before the client got any

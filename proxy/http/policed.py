@@ -24,13 +24,17 @@ from ..errors import (
     BadGatewayError,
     BadRequestError,
     ClientGoneError,
+    NotFoundError,
     PayloadTooLargeError,
+    PreconditionFailedError,
     ProxyError,
     RequestTimeoutError,
     UnavailableError,
     UnsupportedMediaError,
     error_body,
 )
+from ..etag import IfMatch, Sealer, forwarded_if_match, parse_if_match
+from ..facts.service import auth_digest
 from ..policy.canonical import CanonicalTarget, render_target
 from ..policy.fields import parse_fields, render_fields
 from ..policy.model import Match, Shape
@@ -73,6 +77,7 @@ async def handle_policed(
     fields_text = target.param("fields")
     if fields_text is not None:
         parse_fields(fields_text)  # a malformed `fields` is a 400 before any facts are fetched
+    if_match = _parse_if_match(request)
 
     try:
         viewer = await services.facts.viewer(authorization, loaded.policies, loaded.settings)
@@ -105,10 +110,21 @@ async def handle_policed(
         request, services, loaded, route, method, plan.bind(viewer), authorization, fields_text,
         _count_target(route.template, segments, target.query) if plan.filters else None,
         public_origin(request, services.config.public_origin), outcome,
+        Sealer.of(services.etag_key, auth_digest(authorization), loaded.policies.version),
         record_id=match.params[route.params[-1]] if names_one_record(route) else None,
     )
     headers = upstream_request_headers(request, policed=True, request_id=outcome.request_id,
                                        trusted_hops=services.config.trusted_hops)
+    if if_match is not None and if_match.proxy_tags:
+        # Our tags mean nothing to the backend (and are never sent raw): one that verifies against
+        # the record as it is now becomes the backend's own etag, so the backend still decides.
+        if route.shape is not Shape.SHOW:
+            raise PreconditionFailedError("an ETag of the proxy names one record; this is not one")
+        current = await _current_etag(services, segments, authorization)
+        forwarded_tag = forwarded_if_match(if_match, x.sealer, current)
+        if forwarded_tag is None:
+            raise PreconditionFailedError("the record has changed since the given ETag (If-Match)")
+        headers["If-Match"] = forwarded_tag
     payload = None
     if body is not None:
         payload = encode_body(body)  # the body that was checked, re-encoded, is the body forwarded
@@ -214,6 +230,34 @@ async def _prefetch(services: Services, segments: tuple[str, ...], authorization
     if status != 200 or not isinstance(body, dict):
         raise UnavailableError("the activity could not be checked")
     return body.get("data")
+
+
+def _parse_if_match(request: web.Request) -> IfMatch | None:
+    header = request.headers.get("If-Match")
+    if header is None:
+        return None
+    try:
+        return parse_if_match(header)
+    except ValueError:
+        # Read two ways (by us, by the backend) a malformed precondition could pass one and not the other.
+        raise BadRequestError("If-Match is malformed") from None
+
+
+async def _current_etag(services: Services, segments: tuple[str, ...], authorization: str) -> str | None:
+    """The record's etag as the backend has it now, read with the caller's own credentials."""
+    try:
+        status, body = await services.upstream.get_json(render_target(segments, (("fields", "id,etag"),)),
+                                                        authorization)
+    except ProxyError as exc:
+        raise UnavailableError("the If-Match precondition could not be checked") from exc
+    if status == 404:
+        raise NotFoundError("no such record")  # what the backend answers a write to it, before any 412
+    if status != 200 or not isinstance(body, dict) or not isinstance(body.get("data"), dict):
+        raise UnavailableError("the If-Match precondition could not be checked")
+    etag = body["data"].get("etag")
+    if etag is not None and not isinstance(etag, str):
+        raise BadGatewayError("the backend's etag is not a string")
+    return etag or None
 
 
 def _record_blocked(services: Services, outcome: Outcome, violations: list[Violation]) -> None:

@@ -9,7 +9,6 @@ that is missing its end.
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
 import aiohttp
@@ -21,7 +20,6 @@ from multidict import CIMultiDict
 
 from ..envelope import join_index, split_index
 from ..errors import BadGatewayError, GatewayTimeoutError, ProxyError, UndecidableError
-from ..facts.service import auth_digest
 from ..jsonkeys import refuse_repeated_keys
 from ..jsonstream import Element, EnvelopeError, IndexSplitter, Member
 from ..transform import transform_element, transform_record
@@ -70,22 +68,32 @@ async def respond_show(x: Exchange, response: aiohttp.ClientResponse, headers: C
         if not isinstance(data, dict) or type(data.get("id")) is not int or data["id"] != x.record_id:
             # (Dry-run passes the backend's answer on as undecidable: the one fallback in policed.py.)
             raise UndecidableError("the backend answered with another record than the one asked for")
-    record, decisions = transform_record(doc["data"], "data", x.bound, enforce=x.services.enforce)
+    backend_etag = _backend_etag(response, doc["data"])  # read before the record is redacted
+    record, decisions = transform_record(doc["data"], "data", x.bound, enforce=x.services.enforce,
+                                         seal=x.sealer.record_tag)
     x.note(decisions)
     if record is None:
         raise UndecidableError("a single object cannot be filtered")
     body = raw if not x.services.enforce and not x.plan.added else orjson.dumps({"data": record})
-    return finish_buffered(x, response.status, headers, body)
+    return finish_buffered(x, response.status, headers, body, backend_etag)
 
 
-def finish_buffered(x: Exchange, status: int, headers: CIMultiDict[str], body: bytes) -> web.Response:
-    """Our own ETag (per caller and policy version), 304 on a match, gzip when accepted."""
+def _backend_etag(response: aiohttp.ClientResponse, record: Any) -> str | None:
+    """The backend's tag of the record: its ETag header, else the record's `etag` member."""
+    etag = response.headers.get("ETag") or (record.get("etag") if isinstance(record, dict) else None)
+    return etag if isinstance(etag, str) and etag else None
+
+
+def finish_buffered(
+    x: Exchange, status: int, headers: CIMultiDict[str], body: bytes, backend_etag: str | None = None
+) -> web.Response:
+    """Our own ETag (per caller and policy version), 304 on a match, gzip when accepted.
+
+    The tag seals the backend's etag (so If-Match with it can be verified, `proxy.etag`) and
+    digests the body we send (so If-None-Match is per representation); never the backend's."""
     mark_private(headers)
     headers["Content-Type"] = "application/json; charset=utf-8"
-    digest = hashlib.sha256(body)
-    digest.update(auth_digest(x.authorization).encode())
-    digest.update(x.loaded.policies.version.encode())
-    etag = f'W/"{digest.hexdigest()[:32]}"'
+    etag = x.sealer.header_tag(backend_etag, body)
     headers["ETag"] = etag
     if status == 200 and etag in _tags(x.request.headers.get("If-None-Match", "")):
         return web.Response(status=304, headers=headers)
@@ -204,7 +212,7 @@ async def _transform_index(x: Exchange, raw: bytes) -> bytes:
     enforce = x.services.enforce
     kept = []
     for i, record in enumerate(records):
-        out, decisions = transform_record(record, f"data[{i}]", x.bound, enforce=enforce)
+        out, decisions = transform_record(record, f"data[{i}]", x.bound, enforce=enforce, seal=x.sealer.record_tag)
         if decisions:
             x.note(decisions)
         if out is not None:
@@ -219,6 +227,7 @@ async def _stream_index(x: Exchange, response: aiohttp.ClientResponse, emitter: 
     splitter = IndexSplitter(max_element_bytes=x.services.config.max_element)
     enforce = x.services.enforce
     bound = x.bound
+    seal = x.sealer.record_tag
     index = sent = 0
     meta: list[Any] = []
 
@@ -227,7 +236,7 @@ async def _stream_index(x: Exchange, response: aiohttp.ClientResponse, emitter: 
         out: list[bytes] = []  # one write per chunk, not one per record
         for piece in pieces:
             if isinstance(piece, Element):
-                raw, decisions = transform_element(piece.raw, f"data[{index}]", bound, enforce=enforce)
+                raw, decisions = transform_element(piece.raw, f"data[{index}]", bound, enforce=enforce, seal=seal)
                 index += 1
                 if decisions:
                     x.note(decisions)

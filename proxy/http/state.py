@@ -49,6 +49,7 @@ class Services:
     metrics: Metrics
     log: Any
     in_flight: InFlight
+    etag_key: bytes = field(repr=False)  # the proxy's ETag MAC key (--etag-key, or random per process)
 
     @property
     def enforce(self) -> bool:
