@@ -22,6 +22,7 @@ from tests.support.harness import RunningProxy, start_app, start_proxy
 from tests.support.scripted import Script, make_scripted_app
 
 CANARY = "CANARY-Rd9q"
+SEALED = "<the proxy's tag>"
 HOURS = 7777.5  # a hidden time entry's quantity
 HIDDEN = {"id": 950, "name": CANARY, "type": "Person", "email": f"{CANARY}@example.com"}
 HIDDEN_ENTRY = {"id": 41, "type": "TimeEntry", "quantity": HOURS, "user": {"id": 3}, "matter": {"id": 501}}
@@ -95,6 +96,16 @@ async def answer(rig: Rig, http: aiohttp.ClientSession, path: str, body: bytes, 
     return await rig.get(http, path, caller)
 
 
+def sealed(value: Any) -> Any:
+    """The proxy's etags (`"rp.<mac>"`) replaced by one placeholder: their value is per key and caller."""
+    if isinstance(value, dict):
+        return {k: SEALED if k == "etag" and isinstance(v, str) and v.startswith('"rp.') else sealed(v)
+                for k, v in value.items()}
+    if isinstance(value, list):
+        return [sealed(v) for v in value]
+    return value
+
+
 def clean(status: int, body: bytes) -> None:
     """No hidden name, e-mail or hours in what the client got."""
     assert CANARY.encode() not in body, body[:300]
@@ -107,8 +118,10 @@ IGNORED_FIELDS = [
     # (path, the backend's record, what the client must get)
     ("/api/v4/activities.json?fields=id,note",
      {**HIDDEN_ENTRY, "note": "n", "vendor": HIDDEN, "price": 1.5}, {"id": 41, "note": "n"}),
+    # The hours rule is not decided without fields, but the backend's etag digests the hidden hours:
+    # the proxy's own tag replaces it (tests/test_etag.py).
     ("/api/v4/activities.json",
-     {**HIDDEN_ENTRY, "etag": "e", "vendor": HIDDEN}, {"id": 41, "etag": "e"}),
+     {**HIDDEN_ENTRY, "etag": "e", "vendor": HIDDEN}, {"id": 41, "etag": SEALED}),
     ("/api/v4/activities.json?fields=id,matter{id}",
      {"id": 41, "matter": {"id": 500, "client": HIDDEN}}, {"id": 41, "matter": {"id": 500}}),
     ("/api/v4/activities.json?fields=id,matter",
@@ -138,7 +151,7 @@ async def test_members_the_client_did_not_ask_for_never_pass(
     status, body = await answer(rig, http, path, index(record), how)
     assert status == 200, body[:300]
     clean(status, body)
-    assert orjson.loads(body)["data"] == [expected]
+    assert sealed(orjson.loads(body)["data"]) == [expected]
 
 
 @pytest.mark.parametrize("case", range(len(IGNORED_FIELDS)))
@@ -150,13 +163,14 @@ async def test_members_the_client_did_not_ask_for_never_pass_in_a_show_answer(
     status, body = await answer(rig, http, f"/api/v4/{family}/{record['id']}.json{query}", show(record), "show")
     assert status == 200, body[:300]
     clean(status, body)
-    assert orjson.loads(body)["data"] == expected
+    assert sealed(orjson.loads(body)["data"]) == expected
 
 
 async def test_a_contact_answer_without_fields_is_id_and_etag(rig: Rig, http: aiohttp.ClientSession) -> None:
     record = {"id": 900, "etag": "e", "name": "Visible", "company": HIDDEN, "related_contacts": [HIDDEN]}
     status, body = await answer(rig, http, "/api/v4/contacts/900.json", show(record), "show")
-    assert status == 200 and orjson.loads(body) == {"data": {"id": 900, "etag": "e"}}
+    # The company and related contacts are not decided, but the contact's etag digests them: sealed.
+    assert status == 200 and sealed(orjson.loads(body)) == {"data": {"id": 900, "etag": SEALED}}
 
 
 @pytest.mark.parametrize("how", PATHS)
