@@ -15,6 +15,8 @@ from pathlib import Path
 
 from yarl import URL
 
+from .sentinel import SentinelMode
+
 ENV_PREFIX = "REDACTION_PROXY_"
 
 
@@ -63,6 +65,11 @@ SERVE_OPTIONS = (
     Option("--shutdown-grace", "30", "seconds in-flight requests may take to finish after SIGTERM"),
     Option("--gzip-level", "1", "gzip level for policed bodies when the client accepts gzip"),
     Option("--log-level", "info", "debug | info | warning"),
+    Option("--sentinel", "redact", "off | report | redact: contacts hidden from a restricted caller in "
+           "the JSON answers of endpoints no policy covers are counted and logged (report), and stubbed "
+           "(redact, enforce mode only)"),
+    Option("--sentinel-max-body", "4194304", "largest unpoliced JSON answer the sentinel scans, bytes "
+           "(larger ones are relayed unscanned and counted)"),
 )
 
 
@@ -91,6 +98,8 @@ class RunConfig:
     shutdown_grace: float
     gzip_level: int
     log_level: str
+    sentinel: SentinelMode = SentinelMode.REDACT
+    sentinel_max_body: int = 4194304
 
 
 class ConfigValueError(Exception):
@@ -137,6 +146,11 @@ def build_config(args: argparse.Namespace, environ: Mapping[str, str] = os.envir
     except ValueError:
         problems.append(f"--mode: {raw['mode']!r} is not one of enforce, dry-run")
         mode = Mode.ENFORCE
+    try:
+        sentinel = SentinelMode(str(raw["sentinel"]))
+    except ValueError:
+        problems.append(f"--sentinel: {raw['sentinel']!r} is not one of off, report, redact")
+        sentinel = SentinelMode.REDACT
     if raw["log_level"] not in ("debug", "info", "warning"):
         problems.append(f"--log-level: {raw['log_level']!r} is not one of debug, info, warning")
     gzip_level = int(number("gzip_level", int, -1))
@@ -166,6 +180,8 @@ def build_config(args: argparse.Namespace, environ: Mapping[str, str] = os.envir
         shutdown_grace=number("shutdown_grace", float),
         gzip_level=gzip_level,
         log_level=raw["log_level"] or "info",
+        sentinel=sentinel,
+        sentinel_max_body=int(number("sentinel_max_body", int)),
     )
     if config.listen == config.admin_listen:
         problems.append("--admin-listen must not share the proxied traffic's port")

@@ -13,6 +13,7 @@ from ..facts.service import FactsService
 from ..facts.settings import Settings
 from ..metrics import Metrics
 from ..policy.model import PolicySet
+from ..sentinel import Ledger
 from .upstream import Upstream
 
 
@@ -49,6 +50,7 @@ class Services:
     metrics: Metrics
     log: Any
     in_flight: InFlight
+    ledger: Ledger = field(default_factory=Ledger)  # the sentinel's labels, logged once each
 
     @property
     def enforce(self) -> bool:
