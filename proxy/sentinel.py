@@ -64,36 +64,34 @@ class Finding:
     object_id: int
 
 
+Trail = tuple["Trail", "str | None"] | None
+"""How a container was reached: (the parent's trail, its key, or None for an array element)."""
+
+
 def scan(doc: Any, hidden: Callable[[int], bool], *, redact: bool) -> tuple[Any, list[Finding]]:
     """Every contact-shaped object whose id `hidden` says the caller may not see; with `redact`,
-    each becomes the redacted stub in place. Iterative: a deep document cannot exhaust the stack."""
+    each becomes the redacted stub in place. Iterative: a deep document cannot exhaust the stack.
+    Paths are built only for findings: a document is mostly scalars, walked at C speed."""
     findings: list[Finding] = []
     if _hidden_contact(doc, None, hidden):
         findings.append(Finding(".", doc["id"]))
         return (stub(doc) if redact else doc), findings
-    stack: list[tuple[Any, str, str | None]] = [(doc, "", None)]
+    stack: list[tuple[Any, Trail, str | None]] = [(doc, None, None)]
     while stack:
-        node, path, key = stack.pop()
-        if isinstance(node, dict):
-            items: Any = node.items()
-            container: Any = node
-        elif isinstance(node, list):
-            items = enumerate(node)
-            container = node
-        else:
-            continue
-        member: str | None
-        for k, value in items:
-            if isinstance(k, str):
-                here, member = _join(path, k), k
-            else:
-                here, member = path + "[]", key
-            if isinstance(value, dict) and _hidden_contact(value, member, hidden):
-                findings.append(Finding(here, value["id"]))
+        node, trail, member = stack.pop()
+        pairs: Any = node.items() if type(node) is dict else enumerate(node)
+        for k, value in pairs:
+            kind = type(value)
+            if kind is not dict and kind is not list:
+                continue
+            key = k if type(k) is str else None  # None: an array element
+            name = key if key is not None else member
+            if kind is dict and "id" in value and _hidden_contact(value, name, hidden):
+                findings.append(Finding(_path((trail, key)), value["id"]))
                 if redact:
-                    container[k] = stub(value)
-            elif isinstance(value, dict | list):
-                stack.append((value, here, member))
+                    node[k] = stub(value)
+                continue
+            stack.append((value, (trail, key), name))
     return doc, findings
 
 
@@ -109,11 +107,22 @@ def _hidden_contact(obj: Any, member: str | None, hidden: Callable[[int], bool])
     return False
 
 
-def _join(path: str, key: str) -> str:
-    if path.count(".") + path.count("[]") >= PATH_DEPTH:
-        return path if path.endswith("...") else path + "..."
-    name = key if _KEY.match(key) else "{key}"
-    return f"{path}.{name}" if path else name
+def _path(trail: Trail) -> str:
+    """`data[].contact`: indexes collapsed, odd keys `{key}`, at most PATH_DEPTH steps."""
+    steps: list[str | None] = []
+    while trail is not None:
+        trail, key = trail
+        steps.append(key)
+    out = ""
+    for depth, key in enumerate(reversed(steps)):
+        if depth >= PATH_DEPTH:
+            return out + "..."
+        if key is None:
+            out += "[]"
+        else:
+            name = key if _KEY.match(key) else "{key}"
+            out = f"{out}.{name}" if out else name
+    return out
 
 
 @dataclass(slots=True)
