@@ -76,8 +76,8 @@ async def relay(
                 await _write(client, rewriter, chunk)
             async for chunk in response.content.iter_chunked(CHUNK):
                 await _write(client, rewriter, chunk)
-            if rewriter is not None:
-                await client.write(rewriter.finish())
+            if rewriter is not None and (rest := rewriter.finish()):
+                await client.write(rest)
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             # Headers are gone already: cut the connection so the client sees an incomplete body.
             outcome.error = (GatewayTimeoutError if isinstance(exc, TimeoutError) else BadGatewayError).__name__
