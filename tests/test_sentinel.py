@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gzip
 import json
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -183,6 +184,28 @@ async def _chunked(body: bytes, request: web.Request, *, piece: int = 4096, head
         await out.write(body[i:i + piece])
     await out.write_eof()
     return out
+
+
+@pytest.mark.parametrize("sentinel", ["report", "redact"])
+async def test_a_gzip_answer_is_scanned_too(
+    sentinel: str, rigs: Callable[..., Any], http: aiohttp.ClientSession
+) -> None:
+    rig = await rigs(sentinel=sentinel)
+    packed = gzip.compress(orjson.dumps(widgets()))
+
+    async def fault(request: web.Request) -> web.StreamResponse:
+        return web.Response(body=packed, headers={"Content-Type": "application/json", "Content-Encoding": "gzip",
+                                                  "ETag": '"backend"'})
+
+    rig.script.fault = fault
+    async with http.get(rig.url(UNPOLICED), headers={**RESTRICTED_AUTH, "Accept-Encoding": "gzip"}) as r:
+        body = orjson.loads(await r.read())
+        etag = r.headers.get("ETag")
+    assert rig.gap("data[].contact") == 1
+    if sentinel == "redact":
+        assert body["data"][0]["contact"]["name"] == "****" and etag is None
+    else:
+        assert body == widgets() and etag == '"backend"'
 
 
 @pytest.mark.parametrize("framing", ["length", "chunked"])

@@ -8,6 +8,7 @@ for contacts hidden from them (proxy/sentinel.py); everything else streams unpar
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -28,6 +29,7 @@ from .state import Loaded, Outcome, Services
 CHUNK = 256 * 1024
 # Headers that describe the backend's exact bytes: a JSON answer's may change (links, stubs).
 BODY_DIGESTS = ("ETag", "Content-MD5", "Digest", "Content-Digest", "Repr-Digest")
+DECODABLE = frozenset({"identity", "gzip", "x-gzip", "deflate"})
 
 
 async def relay(
@@ -61,9 +63,16 @@ async def relay(
             viewer = await _restricted_viewer(request, services, sentinel)
             if viewer is not None:
                 whole = await _read_to_scan(services, response, held)
-                if whole is not None:
-                    body_out = _sentinel_scan(services, target, outcome, sentinel, viewer, whole, out_headers)
-                    out = rewrite_paging_links(body_out, services.upstream.origin, public)
+                plain = _decoded(services, response, whole) if whole is not None else None
+                if whole is not None and plain is None:
+                    held.append(whole)  # relayed as it came, unscanned (counted)
+                elif whole is not None and plain is not None:
+                    body_out = _sentinel_scan(services, target, outcome, sentinel, viewer, plain, out_headers)
+                    if body_out is plain and plain is not whole:
+                        out = whole  # a compressed answer nothing was found in goes out as it came
+                    else:
+                        out = rewrite_paging_links(body_out, services.upstream.origin, public)
+                        out_headers.popall("Content-Encoding", None)
                     out_headers["Content-Length"] = str(len(out))
                     return await _answer_whole(request, response.status, out_headers, out)
         client = web.StreamResponse(status=response.status, reason=None, headers=out_headers)
@@ -100,7 +109,7 @@ def _json_2xx(request: web.Request, response: aiohttp.ClientResponse) -> bool:
 
 
 def _identity(response: aiohttp.ClientResponse) -> bool:
-    return response.headers.get("Content-Encoding", "identity").strip().lower() == "identity"
+    return _encoding(response) == "identity"
 
 
 async def _restricted_viewer(request: web.Request, services: Services, loaded: Loaded) -> Viewer | None:
@@ -131,7 +140,7 @@ async def _restricted_viewer(request: web.Request, services: Services, loaded: L
 
 async def _read_to_scan(services: Services, response: aiohttp.ClientResponse, held: list[bytes]) -> bytes | None:
     """The whole body when it can be scanned; None (the bytes read so far in `held`) when not."""
-    if not _identity(response):
+    if _encoding(response) not in DECODABLE:
         _unscanned(services, "encoded")
         return None
     if response.status == 206:
@@ -157,6 +166,31 @@ async def _read_to_scan(services: Services, response: aiohttp.ClientResponse, he
     whole = b"".join(held)
     held.clear()
     return whole
+
+
+def _decoded(services: Services, response: aiohttp.ClientResponse, whole: bytes) -> bytes | None:
+    """The body as JSON text: gzip and deflate undone within --sentinel-max-body (a small body
+    cannot unpack past the limit); None when it cannot be (counted)."""
+    if _encoding(response) == "identity":
+        return whole
+    limit = services.config.sentinel_max_body
+    inflater = zlib.decompressobj(wbits=47)  # gzip or zlib framing, told apart by their headers
+    try:
+        plain = inflater.decompress(whole, limit + 1)
+    except zlib.error:
+        _unscanned(services, "malformed")
+        return None
+    if len(plain) > limit:
+        _unscanned(services, "too_large")
+        return None
+    if not inflater.eof or inflater.unused_data:
+        _unscanned(services, "malformed")
+        return None
+    return plain
+
+
+def _encoding(response: aiohttp.ClientResponse) -> str:
+    return response.headers.get("Content-Encoding", "identity").strip().lower()
 
 
 def _sentinel_scan(
@@ -189,7 +223,8 @@ def _sentinel_scan(
     if not redact:
         return whole
     mark_private(headers)
-    headers.popall("Last-Modified", None)
+    for name in (*BODY_DIGESTS, "Last-Modified"):
+        headers.popall(name, None)  # they describe the backend's body, not this one
     return orjson.dumps(doc)
 
 
