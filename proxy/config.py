@@ -18,6 +18,8 @@ from pathlib import Path
 
 from yarl import URL
 
+from .sentinel import SentinelMode
+
 ENV_PREFIX = "REDACTION_PROXY_"
 
 
@@ -92,6 +94,11 @@ SERVE_OPTIONS = (
     Option("--etag-key", None, "secret key of the proxy's ETags, shared by replicas so a tag one gave "
            "verifies at another (at least 32 characters; default: a random key per process, so If-Match "
            "with another replica's tag fails its precondition)"),
+    Option("--sentinel", "redact", "off | report | redact: contacts hidden from a restricted caller in "
+           "the JSON answers of endpoints no policy covers are counted and logged (report), and stubbed "
+           "(redact, enforce mode only)"),
+    Option("--sentinel-max-body", "4194304", "largest unpoliced JSON answer the sentinel scans, bytes "
+           "(larger ones are relayed unscanned and counted)"),
 )
 MIN_ETAG_KEY = 32
 
@@ -125,6 +132,8 @@ class RunConfig:
     trusted_hops: int = 0
     upstream_ssl: ssl.SSLContext | None = None
     etag_key: bytes | None = field(default=None, repr=False)  # a secret: never in a repr or a log line
+    sentinel: SentinelMode = SentinelMode.REDACT
+    sentinel_max_body: int = 4194304
 
 
 class ConfigValueError(Exception):
@@ -211,6 +220,11 @@ def build_config(args: argparse.Namespace, environ: Mapping[str, str] = os.envir
     except ValueError:
         problems.append(f"{names['mode']}: {raw['mode']!r} is not one of enforce, dry-run")
         mode = Mode.ENFORCE
+    try:
+        sentinel = SentinelMode(str(raw["sentinel"]))
+    except ValueError:
+        problems.append(f"--sentinel: {raw['sentinel']!r} is not one of off, report, redact")
+        sentinel = SentinelMode.REDACT
     if raw["log_level"] not in ("debug", "info", "warning"):
         problems.append(f"{names['log_level']}: {raw['log_level']!r} is not one of debug, info, warning")
     gzip_level = int(number("gzip_level", int, -1))
@@ -247,6 +261,8 @@ def build_config(args: argparse.Namespace, environ: Mapping[str, str] = os.envir
         trusted_hops=int(number("trusted_hops", int, -1)),
         upstream_ssl=_upstream_ssl(upstream, raw, names, problems),
         etag_key=_etag_key(raw["etag_key"], problems),
+        sentinel=sentinel,
+        sentinel_max_body=int(number("sentinel_max_body", int)),
     )
     if config.listen == config.admin_listen:
         problems.append(f"{names['admin_listen']} must not share the proxied traffic's port")

@@ -19,6 +19,9 @@ class Metrics:
     blocked: Counter
     undecidable: Counter
     facts_fetches: Counter
+    policy_gap: Counter
+    sentinel_scanned: Counter
+    sentinel_unscanned: Counter
 
     @classmethod
     def create(cls) -> Metrics:
@@ -37,4 +40,11 @@ class Metrics:
                     ["route", "mode"], registry=registry),
             Counter("redaction_proxy_facts_fetches", "Backend requests made to learn facts", ["fact"],
                     registry=registry),
+            # Labels are the sentinel's bounded templates (proxy/sentinel.py: Ledger), never raw paths.
+            Counter("redaction_proxy_policy_gap", "Contacts hidden from the caller found where no policy "
+                    "step reads (the sentinel)", ["route", "path"], registry=registry),
+            Counter("redaction_proxy_sentinel_scanned", "Unpoliced JSON answers the sentinel scanned",
+                    registry=registry),
+            Counter("redaction_proxy_sentinel_unscanned", "Unpoliced JSON answers of a restricted caller the "
+                    "sentinel could not scan, by reason", ["reason"], registry=registry),
         )

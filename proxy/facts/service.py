@@ -88,6 +88,10 @@ class FactsService:
             )
         return Viewer(caller.user_id, caller.roles, user, contacts, responsible)
 
+    async def caller(self, authorization: str, policies: PolicySet) -> Caller:
+        """Who is calling (who_am_i, cached), and nothing more: the sentinel's question."""
+        return await self._callers.get(auth_digest(authorization), lambda: self._who_am_i(authorization, policies))
+
     async def count(self, authorization: str, target: str, visible: frozenset[int]) -> int:
         """How many records of a contacts index (all pages, the client's filters) the caller may see."""
         key = (auth_digest(authorization), target)

@@ -20,6 +20,7 @@ from ..errors import (
     error_body,
 )
 from ..policy.canonical import canonicalise
+from ..sentinel import SentinelMode
 from .headers import check_host, check_request_headers, request_id
 from .policed import handle_policed
 from .relay import relay
@@ -91,7 +92,8 @@ async def _route(request: web.Request, outcome: Outcome, live: Loaded) -> web.St
     segments = target.match_segments
     if not live.policies.policed(segments):
         outcome.route = "passthrough"
-        return await relay(request, services, target, outcome)
+        scanned = live if services.config.sentinel is not SentinelMode.OFF else None
+        return await relay(request, services, target, outcome, sentinel=scanned)
     match = live.policies.match(segments)
     if match is None:
         # Inside a policed family, a spelling no route knows is refused, never passed on unexamined.

@@ -13,6 +13,7 @@ from ..facts.service import FactsService
 from ..facts.settings import Settings
 from ..metrics import Metrics
 from ..policy.model import PolicySet
+from ..sentinel import Ledger
 from .upstream import Upstream
 
 
@@ -50,6 +51,7 @@ class Services:
     log: Any
     in_flight: InFlight
     etag_key: bytes = field(repr=False)  # the proxy's ETag MAC key (--etag-key, or random per process)
+    ledger: Ledger = field(default_factory=Ledger)  # the sentinel's labels, logged once each
 
     @property
     def enforce(self) -> bool:
