@@ -29,7 +29,7 @@ UNPOLICED = "/status/ping"  # outside every policed family: relayed as a stream
 
 def script() -> Script:
     return Script(caller={"id": 1, "roles": []}, matters=[{"id": 500, "client": 900, "responsible_attorney": 1}],
-                  default_answer=(200, {"data": {"id": 1}}))
+                  default_answer=(200, {"data": {"id": 500}}))  # the answer about matter 500
 
 
 # --------------------------------------------------------------------------------------- readiness
