@@ -22,6 +22,7 @@ from .config import (
     resolve,
     unknown_variables,
 )
+from .policy.spec import SpecIndex
 from .yamldoc import ConfigError
 
 DESCRIPTION = """\
@@ -42,6 +43,12 @@ requests within --shutdown-grace. The admin listener serves /healthz, /readyz, /
 CHECK_OPTIONS = (
     Option("--policies", None, "policy directory (default: the bundled policies)"),
     Option("--settings", None, "settings file: who has which visibility setting (required)"),
+    Option("--openapi", None, "the backend's OpenAPI 3 document, to report the places no policy covers "
+           "(default: the bundled data of the public Clio v4 specs)"),
+)
+COVERAGE_OPTIONS = (
+    Option("--openapi", None, "OpenAPI 3 document (default: the bundled data of both public Clio v4 specs)"),
+    Option("--policies", None, "policy directory (default: the bundled policies)"),
 )
 DEMO_BACKEND_OPTIONS = (
     Option("--listen", "127.0.0.1:8081", "HOST:PORT the demo backend listens on"),
@@ -55,7 +62,9 @@ DEMO_OPTIONS = (
     Option("--mode", "enforce", "enforce | dry-run"),
 )
 KNOWN_VARIABLES = frozenset(
-    o.env for options in (SERVE_OPTIONS, CHECK_OPTIONS, DEMO_BACKEND_OPTIONS, DEMO_OPTIONS) for o in options
+    o.env
+    for options in (SERVE_OPTIONS, CHECK_OPTIONS, COVERAGE_OPTIONS, DEMO_BACKEND_OPTIONS, DEMO_OPTIONS)
+    for o in options
 )
 
 
@@ -97,6 +106,13 @@ def build_parser() -> argparse.ArgumentParser:
         description="Start the demo backend and the proxy (with the bundled demo settings) and print "
                     "curl lines comparing an unrestricted and a restricted user.")
     add_options(demo, DEMO_OPTIONS)
+    coverage = sub.add_parser(
+        "coverage", help="where an OpenAPI document returns contacts or activities, and the step covering each",
+        description="Walk an OpenAPI 3 document (default: the bundled data of both public Clio v4 specs) and "
+                    "print every answer location holding a Contact, a TimeEntry activity or a rated activity, "
+                    "with the policy step covering it, `refused`, `waived` (with its reason) or NOT COVERED. "
+                    "Exit 1 when any location is not covered, 2 when the policies or the document cannot be read.")
+    add_options(coverage, COVERAGE_OPTIONS)
     return parser
 
 
@@ -107,6 +123,8 @@ def main(argv: list[str] | None = None, environ: Mapping[str, str] = os.environ)
         return _fail(unknown)
     if args.command == "check":
         return _check(args, environ)
+    if args.command == "coverage":
+        return _coverage(args, environ)
     if args.command == "serve":
         return _serve(args, environ)
     if args.command == "demo-backend":
@@ -125,19 +143,75 @@ def _cannot_start(exc: OSError) -> int:
     return _fail([f"redaction-proxy: cannot start: {' '.join((exc.strerror or str(exc)).split())}"])
 
 
+def _specs(paths: list[str] | None) -> list[SpecIndex]:
+    """The given OpenAPI documents, or the bundled spec data; ConfigError when one cannot be read."""
+    from .policy.spec import bundled_specs, load_spec
+
+    if not paths:
+        return bundled_specs()
+    problems, specs = [], []
+    for path in paths:
+        try:
+            specs.append(load_spec(Path(path)))
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            problems.append(f"{path}: cannot read the OpenAPI document: {exc}")
+    if problems:
+        raise ConfigError(problems)
+    return specs
+
+
 def _check(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    from .policy.coverage import cover, gaps
+    from .policy.load import bundled_policies, load_policies
     from .serve import load
 
     raw, names = resolve(CHECK_OPTIONS, args, environ)
     if not raw["settings"]:
         return _fail([f"{names['settings']} is required"])
+    problems: list[str] = []
     try:
-        loaded = load(Path(raw["policies"]) if raw["policies"] else None, Path(raw["settings"]))
+        specs = _specs([raw["openapi"]] if raw["openapi"] else None)
     except ConfigError as exc:
-        return _fail([*exc.problems, f"{len(exc.problems)} problem(s)"])
+        specs, problems = [], exc.problems
+    policies = Path(raw["policies"]) if raw["policies"] else None
+    try:
+        loaded = load(policies, Path(raw["settings"]), specs)
+    except ConfigError as exc:
+        problems += exc.problems
+    try:
+        # Every place the loaded set leaves uncovered, even when the set has other problems too.
+        compiled = load_policies(policies or bundled_policies())
+        problems += [f"{g.line()} (no policy step reads it; add one, or waive it with a reason)"
+                     for spec in specs for g in gaps(cover(compiled, spec))]
+    except ConfigError:
+        pass  # already listed by load()
+    if problems:
+        unique = list(dict.fromkeys(problems))
+        return _fail([*unique, f"{len(unique)} problem(s)"])
     print(f"ok: {len(loaded.policies.routes)} routes from {len(loaded.policies.files)} files, "
           f"policy version {loaded.policies.version}")
     return 0
+
+
+def _coverage(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    from .policy.coverage import Status, cover
+    from .policy.load import bundled_policies, load_policies
+
+    raw, _ = resolve(COVERAGE_OPTIONS, args, environ)
+    try:
+        specs = _specs([raw["openapi"]] if raw["openapi"] else None)
+        policies = load_policies(Path(raw["policies"]) if raw["policies"] else bundled_policies())
+    except ConfigError as exc:
+        return _fail(exc.problems)
+    uncovered = 0
+    for spec in specs:
+        findings = cover(policies, spec)
+        print(f"# {spec.source}: {len(findings)} locations holding a contact or an activity")
+        for finding in findings:
+            print(finding.line())
+        uncovered += sum(1 for f in findings if f.status is Status.NOT_COVERED)
+    print(f"# {uncovered} location(s) NOT COVERED" if uncovered else "# every location is covered or waived")
+    return 1 if uncovered else 0
 
 
 def _serve(args: argparse.Namespace, environ: Mapping[str, str]) -> int:

@@ -20,16 +20,25 @@ from .facts.settings import load_settings
 from .http.admin import make_admin_app
 from .http.app import ProxyRunner, make_app, reload
 from .http.state import SERVICES, Loaded
+from .policy.coverage import policy_problems
 from .policy.load import bundled_policies, load_policies
+from .policy.spec import SpecIndex, bundled_specs
 from .yamldoc import ConfigError
 
 
-def load(policies: Path | None, settings: Path) -> Loaded:
-    """Compile policies and settings together; ConfigError lists every problem of both."""
+def load(policies: Path | None, settings: Path, specs: list[SpecIndex] | None = None) -> Loaded:
+    """Compile policies and settings together; ConfigError lists every problem of both.
+
+    Policies are also held against the API's spec (the bundled ones unless `specs` is given): an `at:`
+    naming no field the API has at that route, or a family of the bundled set left out unwaived, is a
+    problem, so a typo cannot quietly uncover a contact.
+    """
     problems: list[str] = []
     compiled = loaded_settings = None
+    directory = policies or bundled_policies()
     try:
-        compiled = load_policies(policies or bundled_policies())
+        compiled = load_policies(directory)
+        problems.extend(policy_problems(compiled, directory, bundled_specs() if specs is None else specs))
     except ConfigError as exc:
         problems.extend(exc.problems)
     try:

@@ -32,3 +32,9 @@ def test_wheel_carries_and_finds_the_bundled_policies(tmp_path: Path) -> None:
     assert found.returncode == 0, found.stderr
     policies_dir, settings, routes = found.stdout.split()
     assert policies_dir.startswith(str(site)) and settings.startswith(str(site)) and int(routes) > 40
+    # The spec data `coverage` and `check` default to travels in the wheel too (no ../shared needed).
+    assert {"proxy/policy/specs/clio-v4-2025-05.json", "proxy/policy/specs/clio-v4-2022-11.json"} <= set(names)
+    covered = subprocess.run([sys.executable, "-m", "proxy.cli", "coverage"], cwd=tmp_path, capture_output=True,
+                             text=True, env={**os.environ, "PYTHONPATH": str(site)}, timeout=60)
+    assert covered.returncode == 0, covered.stdout[-2000:] + covered.stderr
+    assert str(site) in covered.stdout  # the policy steps named are the wheel's own files

@@ -24,7 +24,7 @@ def blank_activity(activity_id: int, when: str) -> Record:
         "no_charge": False, "billed": False, "on_bill": False, "flat_rate": False, "contingency_fee": False,
         "note": None, "created_at": when, "updated_at": when, "matter": None, "user": None,
         "activity_description": None, "expense_category": None, "vendor": None, "calendar_entry": None,
-        "communication": None, "task": None,
+        "communication": None, "task": None, "subject": None,
     }
 
 

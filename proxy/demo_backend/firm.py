@@ -11,6 +11,7 @@ from .injury import generate_injury
 from .matters import attach_relationships, generate_matters, generate_relationships
 from .model import STORE_NAMES, Firm
 from .naming import NameMaker
+from .payments import generate_payments
 from .people import generate_contacts, generate_users
 from .shapes import refresh_etag
 from .work import generate_work
@@ -37,6 +38,7 @@ def generate_firm(scale: int = 1, seed: int = 0) -> Firm:
     generate_files(firm, rng)
     generate_billing(firm, rng)
     generate_injury(firm, rng)
+    generate_payments(firm)
     _finalize(firm)
     return firm
 

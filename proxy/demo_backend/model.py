@@ -44,6 +44,11 @@ ID_BASES: Mapping[str, int] = MappingProxyType(
         "medical_bills": 220001,
         "damages": 230001,
         "custom_field_values": 250001,
+        "clio_payments_links": 400001,
+        "clio_payments_payments": 410001,
+        "reminders": 420001,
+        "log_entries": 430001,
+        "matter_bill_recipients": 440001,
         "email_addresses": 300001,
         "phone_numbers": 310001,
         "addresses": 320001,
@@ -85,6 +90,10 @@ class Firm:
     medical_records: Store = field(default_factory=dict)  # the same dicts as nested in the details
     medical_bills: Store = field(default_factory=dict)  # the same dicts as nested in the details
     damages: Store = field(default_factory=dict)
+    clio_payments_links: Store = field(default_factory=dict)
+    clio_payments_payments: Store = field(default_factory=dict)
+    reminders: Store = field(default_factory=dict)
+    log_entries: Store = field(default_factory=dict)
     # matter id -> extra user ids with access (besides responsible and originating attorney)
     matter_members: dict[int, set[int]] = field(default_factory=dict)
     next_ids: dict[str, int] = field(default_factory=dict)

@@ -29,6 +29,7 @@ class Resource:
     filters: frozenset[str] = frozenset({"matter_id", "type"})
     # body field -> how to resolve it (see writes.py); other known scalar fields are copied as they are
     writes: Mapping[str, str] = field(default_factory=dict)
+    path: str = ""  # the API path when it is not the name (`clio_payments/links`)
 
 
 def _folder(folder_id: int, when: str) -> Record:
@@ -79,6 +80,10 @@ def _resources() -> Mapping[str, Resource]:
         Resource("medical_records", frozenset({"update", "delete"})),
         Resource("medical_bills", frozenset({"update", "delete"})),
         Resource("damages", ALL, blank_damage, frozenset({"matter_id"}), on_matter),
+        Resource("clio_payments_links", READ, filters=frozenset(), path="clio_payments/links"),
+        Resource("clio_payments_payments", READ, filters=frozenset({"matter_id"}), path="clio_payments/payments"),
+        Resource("reminders", READ, filters=frozenset()),
+        Resource("log_entries", frozenset({"index"}), filters=frozenset()),
     )
     return MappingProxyType({r.name: r for r in table})
 

@@ -43,7 +43,8 @@ def _table() -> Mapping[tuple[str, ...], Mapping[str, tuple[str, Handler]]]:
     for resource in RESOURCES.values():
         for action in sorted(resource.actions):
             method, tail = _ACTION_METHODS[action]
-            pattern = (resource.name, tail) if tail else (resource.name,)
+            path = tuple((resource.path or resource.name).split("/"))
+            pattern = (*path, tail) if tail else path
             table.setdefault(pattern, {})[method] = (resource.name, _ACTION_HANDLERS[action])
     for name, tail, handler in _EXTRA:
         table.setdefault((name, *tail.split("/")), {})["GET"] = (name, handler)

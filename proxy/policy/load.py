@@ -24,6 +24,7 @@ from .model import (
     Route,
     Rule,
     Shape,
+    Waiver,
 )
 
 METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE"})
@@ -37,7 +38,8 @@ _TYPE_NAME = re.compile(r"[A-Z][A-Za-z]*\Z")
 PARTICIPANT_NON_CONTACTS = frozenset({"User"})
 """The public spec's Participant type is Person, Company or User: only User is not a contact."""
 CONTACT_TYPE_NAMES = frozenset({"Person", "Company", "Contact"})
-_FILE_KEYS = {"family", "seed", "checks", "routes"}
+_FILE_KEYS = {"family", "seed", "checks", "routes", "waive"}
+_WAIVER_KEYS = {"family", "route", "at", "methods", "reason"}
 _ROUTE_KEYS = {"route", "shape", "methods", "respond", "checks", "refreshes_facts"}
 _BINDING_KEYS = {"rule", "action", "at", "participants", "seed", "methods", "status", "param",
                  "fields", "permission"}
@@ -67,10 +69,14 @@ def load_policies(directory: Path) -> PolicySet:
     else:
         base, facts = _compile_facts(facts_docs[0], problems)
     routes: list[Route] = []
+    waivers: list[Waiver] = []
     seen: dict[tuple[str | None, ...], str] = {}
     for doc in docs:
         if doc in facts_docs:
             continue
+        waivers.extend(_compile_waivers(doc, problems))
+        if isinstance(doc.value, dict) and set(doc.value) == {"waive"}:
+            continue  # a file of waivers only
         for route in _compile_family(doc, problems):
             if route.segments in seen:
                 problems.add(route.source, f"route {route.template} is also defined at {seen[route.segments]}")
@@ -78,7 +84,7 @@ def load_policies(directory: Path) -> PolicySet:
             routes.append(route)
     problems.raise_if_any()
     digest = hashlib.sha256(b"".join(f.read_bytes() for f in files)).hexdigest()[:12]
-    return PolicySet(base, tuple(routes), facts, digest, tuple(f.name for f in files))
+    return PolicySet(base, tuple(routes), facts, digest, tuple(f.name for f in files), tuple(waivers))
 
 
 def _compile_facts(doc: Doc, problems: Problems) -> tuple[tuple[str, ...], dict[str, FactsQuery]]:
@@ -188,6 +194,44 @@ def _compile_route(
         refreshes = False
     return Route(family, template, segments, params, shape, methods, tuple(respond), tuple(checks), refreshes,
                  doc.where(*at))
+
+
+def _compile_waivers(doc: Doc, problems: Problems) -> list[Waiver]:
+    """`waive:` entries: `{family, reason}` or `{route, at, [methods], reason}`; the reason is required."""
+    value = doc.value
+    if not isinstance(value, dict) or "waive" not in value:
+        return []
+    out: list[Waiver] = []
+    for i, raw in enumerate(_list(doc, value["waive"], ("waive",), problems)):
+        at = ("waive", i)
+        where = doc.where(*at)
+        if not isinstance(raw, dict):
+            problems.add(where, "a waiver must be a mapping with a reason")
+            continue
+        _unknown_keys(doc, raw, _WAIVER_KEYS, at, problems)
+        reason = raw.get("reason")
+        if not isinstance(reason, str) or len(reason.split()) < 3:
+            problems.add(doc.where(*at, "reason"), "reason: must say, in a few words, why nothing needs redacting")
+            continue
+        family = raw.get("family")
+        if family is not None:
+            if not isinstance(family, str) or not _SEGMENT.match(family) or {"route", "at", "methods"} & set(raw):
+                problems.add(doc.where(*at, "family"), "family: must name a family alone, like contacts")
+                continue
+            out.append(Waiver(reason, where, family=family))
+            continue
+        template = raw.get("route")
+        parsed = _parse_template(template) if isinstance(template, str) else None
+        if parsed is None or not isinstance(template, str):
+            problems.add(doc.where(*at, "route"), "route: must be like /contacts/{id} (or give family:)")
+            continue
+        location = raw.get("at", ".")
+        if location != "." and (not isinstance(location, str) or not _LOCATION.match(location)):
+            problems.add(doc.where(*at, "at"), "at: must be `.`, `name`, `name[]` or `name[].name`")
+            continue
+        methods = _methods(doc, raw["methods"], at, problems) if "methods" in raw else frozenset()
+        out.append(Waiver(reason, where, None, parsed[0], template, str(location), methods or frozenset()))
+    return out
 
 
 def _parse_template(template: str) -> tuple[tuple[str | None, ...], tuple[str, ...]] | None:

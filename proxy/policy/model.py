@@ -127,6 +127,19 @@ class Route:
 
 
 @dataclass(frozen=True, slots=True)
+class Waiver:
+    """A place no rule needs to read, with the reason written beside it: `family` alone waives a family."""
+
+    reason: str
+    source: str                               # file:line:col
+    family: str | None = None
+    segments: tuple[str | None, ...] = ()     # the route, parameters as None
+    template: str = ""
+    at: str = "."
+    methods: frozenset[str] = frozenset()     # empty: every method
+
+
+@dataclass(frozen=True, slots=True)
 class FactsQuery:
     path: str                                  # relative to the base path
     query: tuple[tuple[str, str], ...]         # may hold "{caller_id}"
@@ -145,6 +158,7 @@ class PolicySet:
     facts: dict[str, FactsQuery]
     version: str                               # digest of the files it was compiled from
     files: tuple[str, ...] = field(default=())
+    waivers: tuple[Waiver, ...] = field(default=())
 
     @property
     def families(self) -> frozenset[str]:
