@@ -143,9 +143,14 @@ def location_problems(policies: PolicySet, specs: list[SpecIndex]) -> list[str]:
 
 
 def _has(spec: SpecIndex, schema: str | None, steps: tuple[tuple[str, bool], ...]) -> bool:
-    for key, is_list in steps:
-        if schema is None or key not in spec.schemas[schema].fields:
+    for depth, (key, is_list) in enumerate(steps, 1):
+        if schema is None:
             return False
+        fields = spec.schemas[schema].fields
+        if key not in fields:
+            # A write's reference may be spelled `contact_id` (split_invoice_payers[].contact_id): the
+            # reference checker reads `name: {id}` and `name_id` alike, so either spelling names it.
+            return depth == len(steps) and not is_list and f"{key}_id" in fields
         schema, listed = spec.schemas[schema].fields[key]
         if listed != is_list:
             return False
