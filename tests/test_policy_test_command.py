@@ -18,8 +18,8 @@ from tests.support.harness import POLICIES
 from tests.test_cli import run_cli
 
 CASES = Path(__file__).parent / "policy_cases"
-PRICE_NONE = CASES / "405_activities_get_price_none.yaml"  # GET /activities/16 as user 2; price and total redacted
-VENDOR_PATCH = CASES / "409_activities_patch_vendor.yaml"  # a PATCH naming a hidden vendor: 422, never forwarded
+PRICE_NONE = CASES / "v4.0.5_activities_get_price_none.yaml"  # GET /activities/16 as user 2; price and total redacted
+VENDOR_PATCH = CASES / "v4.0.9_activities_patch_vendor.yaml"  # a PATCH naming a hidden vendor: 422, never forwarded
 
 
 def run(argv: list[str], capsys: pytest.CaptureFixture[str], **environ: str) -> tuple[int, str, str]:
@@ -67,9 +67,9 @@ def test_a_wrong_status_and_a_forwarded_write_are_named(tmp_path: Path, capsys: 
 
 def test_verbose_lists_passes_too(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run([str(PRICE_NONE), "-v"], capsys)
-    assert code == 0 and "405_activities_get_price_none.yaml: PASS" in out
+    assert code == 0 and "v4.0.5_activities_get_price_none.yaml: PASS" in out
     code, out, _ = run([str(PRICE_NONE)], capsys, REDACTION_PROXY_VERBOSE="on")
-    assert code == 0 and "405_activities_get_price_none.yaml: PASS" in out
+    assert code == 0 and "v4.0.5_activities_get_price_none.yaml: PASS" in out
     code, out, _ = run([str(PRICE_NONE)], capsys)
     assert code == 0 and "PASS: 1/1" in out and ": PASS" not in out
 
