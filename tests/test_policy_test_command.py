@@ -194,3 +194,13 @@ def test_invalid_policies_or_settings_are_exit_2(tmp_path: Path, capsys: pytest.
     assert code == 2 and out == ""
     assert any("colour" in line for line in err.splitlines())
     assert any(str(tmp_path / "none") in line for line in err.splitlines())
+
+
+def test_the_readmes_example_case_passes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    section = readme[readme.index("### Policy tests"):]
+    example = section[section.index("```yaml\n") + 8:section.index("```\n", section.index("```yaml\n") + 8)]
+    path = tmp_path / "example.yaml"
+    path.write_text(example)
+    code, out, _ = run([str(path)], capsys)
+    assert code == 0, out

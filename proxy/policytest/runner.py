@@ -24,6 +24,7 @@ from ..facts.settings import Settings
 from ..http.app import ProxyRunner, make_app
 from ..http.state import EXERCISED, Loaded
 from ..log import make_logger
+from ..policy.load import PERMISSIONS
 from ..policy.model import Binding, PolicySet
 from .backend import Received, Script, make_scripted_app
 from .case import Case
@@ -31,7 +32,7 @@ from .case import Case
 # Without --settings: every setting at its most open, so a case's own `settings` are all that restrict.
 OPEN_SETTINGS = Settings(
     defaults={"contacts_visibility": "all", "activity_hours_visibility": "all", "billing_rate_visibility": "all",
-              "permissions": frozenset({"matters", "documents", "contacts", "personal_injury"})},
+              "permissions": PERMISSIONS},
     roles={"Administrator": {"contacts_visibility": "all"}},
     users={},
     source="(built in: everyone sees everything)",
