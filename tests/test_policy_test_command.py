@@ -204,3 +204,13 @@ def test_the_readmes_example_case_passes(tmp_path: Path, capsys: pytest.CaptureF
     path.write_text(example)
     code, out, _ = run([str(path)], capsys)
     assert code == 0, out
+
+
+def test_a_head_case_counts_the_get_the_proxy_forwards(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    case = yaml.safe_load(PRICE_NONE.read_text())
+    case["request"]["method"] = "HEAD"
+    del case["expect"]["body"]  # a HEAD answer has none
+    path = tmp_path / "head.yaml"
+    path.write_text(yaml.safe_dump(case))
+    code, out, _ = run([str(path)], capsys)
+    assert code == 0, out
