@@ -71,7 +71,9 @@ def run_command(
 async def run_all(cases: list[Case], policies: PolicySet, base: Settings, exercised: set[str]) -> list[Outcome]:
     """Each case in turn, each through a proxy and a backend of its own (no state shared but `exercised`)."""
     outcomes = []
-    async with aiohttp.ClientSession(auto_decompress=True) as http:
+    # A bound on each case (aiohttp's default is 5 minutes): past the proxy's own 60 s request timeout.
+    timeout = aiohttp.ClientTimeout(total=90)
+    async with aiohttp.ClientSession(auto_decompress=True, timeout=timeout) as http:
         for case in cases:
             try:
                 answer = await run_case(case, policies, base, http, exercised=exercised)
