@@ -61,9 +61,24 @@ DEMO_OPTIONS = (
     Option("--admin-listen", "127.0.0.1:9090", "HOST:PORT for the proxy's admin listener"),
     Option("--mode", "enforce", "enforce | dry-run"),
 )
+TEST_OPTIONS = (
+    Option("--policies", None, "policy directory the cases run against (default: the bundled policies)"),
+    Option("--settings", None, "settings file the cases start from; a case's `settings` update its caller's "
+                               "user entry (default: everyone sees everything)"),
+)
+TEST_VERBOSE = Option("--verbose", "off", "on: list the cases that pass too (-v on the command line)")
+TEST_DESCRIPTION = """\
+Run policy case files (a request, the caller's facts, the backend's answer, the expected answer; see
+the README's "Policy tests") through the real proxy, in-process on loopback, in front of a scripted
+backend. Prints each failing case with what differs (a diff of the JSON bodies), a summary, and the
+policy steps (file:line:column, rule, action) that no case made decide or block.
+
+Exit status: 0 when every case passes, 1 when one fails, 2 when a case, the policies or the settings
+are invalid (one line per problem on stderr; nothing runs)."""
 KNOWN_VARIABLES = frozenset(
     o.env
-    for options in (SERVE_OPTIONS, CHECK_OPTIONS, COVERAGE_OPTIONS, DEMO_BACKEND_OPTIONS, DEMO_OPTIONS)
+    for options in (SERVE_OPTIONS, CHECK_OPTIONS, COVERAGE_OPTIONS, DEMO_BACKEND_OPTIONS, DEMO_OPTIONS, TEST_OPTIONS,
+                    (TEST_VERBOSE,))
     for o in options
 )
 
@@ -113,6 +128,12 @@ def build_parser() -> argparse.ArgumentParser:
                     "with the policy step covering it, `refused`, `waived` (with its reason) or NOT COVERED. "
                     "Exit 1 when any location is not covered, 2 when the policies or the document cannot be read.")
     add_options(coverage, COVERAGE_OPTIONS)
+    test = sub.add_parser("test", help="run policy case files against a policy set, like `opa test`",
+                          description=TEST_DESCRIPTION, formatter_class=raw)
+    test.add_argument("cases", nargs="+", metavar="CASES", help="case files, or directories of *.yaml case files")
+    add_options(test, TEST_OPTIONS)
+    test.add_argument("-v", TEST_VERBOSE.flag, dest=TEST_VERBOSE.dest, action="store_const", const="on",
+                      default=None, help=f"list the cases that pass too [env {TEST_VERBOSE.env}=on]")
     return parser
 
 
@@ -127,6 +148,8 @@ def main(argv: list[str] | None = None, environ: Mapping[str, str] = os.environ)
         return _coverage(args, environ)
     if args.command == "serve":
         return _serve(args, environ)
+    if args.command == "test":
+        return _test(args, environ)
     if args.command == "demo-backend":
         return _demo_backend(args, environ)
     return _demo(args, environ)
@@ -237,6 +260,16 @@ def _serve(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     except OSError as exc:
         return _cannot_start(exc)
     return 0
+
+
+def _test(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    from .policytest.command import run_command
+
+    raw, names = resolve((*TEST_OPTIONS, TEST_VERBOSE), args, environ)
+    if raw["verbose"] not in ("on", "off"):
+        return _fail([f"{names['verbose']}: {raw['verbose']!r} is not one of on, off"])
+    return run_command([Path(p) for p in args.cases], Path(raw["policies"]) if raw["policies"] else None,
+                       Path(raw["settings"]) if raw["settings"] else None, verbose=raw["verbose"] == "on")
 
 
 def _demo_backend(args: argparse.Namespace, environ: Mapping[str, str]) -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+from collections.abc import Iterable
 from typing import Any
 
 import aiohttp
@@ -37,7 +38,7 @@ from ..etag import IfMatch, Sealer, forwarded_if_match, parse_if_match
 from ..facts.service import auth_digest
 from ..policy.canonical import CanonicalTarget, render_target
 from ..policy.fields import parse_fields, render_fields
-from ..policy.model import Match, Shape
+from ..policy.model import Binding, Match, Shape
 from ..query_check import check_query
 from ..writebody import check_content_type, encode_body, parse_body
 from .exchange import Exchange
@@ -45,7 +46,7 @@ from .headers import client_response_headers, mark_private, upstream_request_hea
 from .links import copy_link_headers, public_origin
 from .relay import pass_on, relay
 from .respond import respond_index, respond_show
-from .state import Loaded, Outcome, Services
+from .state import EXERCISED, Loaded, Outcome, Services
 from .upstream import read_capped, read_limited
 
 WRITES = frozenset({"POST", "PUT", "PATCH"})
@@ -98,6 +99,7 @@ async def handle_policed(
             violations.append(v)
     if violations:
         _record_blocked(services, outcome, violations)
+        _note_exercised(request, (v.binding for v in violations))
         if enforce:
             raise violations[0].error  # the backend is never called
 
@@ -147,6 +149,7 @@ async def handle_policed(
                 outcome.undecidable = exc.message
                 return await pass_on(request, services, response, outcome, b"".join(x.tap))
     finally:
+        _note_exercised(request, (step.binding for step in x.tally))
         x.flush_tally()
 
 
@@ -268,6 +271,13 @@ def _record_blocked(services: Services, outcome: Outcome, violations: list[Viola
                           action=v.binding.action.value, status=v.error.status, object_id=v.object_id,
                           outcome="refused" if services.enforce else "would_refuse")
     outcome.blocked = violations[0].binding.rule.value
+
+
+def _note_exercised(request: web.Request, bindings: Iterable[Binding]) -> None:
+    """For `redaction-proxy test`, which reports the policy steps no case exercised; serving keeps nothing."""
+    seen = request.app.get(EXERCISED)
+    if seen is not None:
+        seen.update(b.source for b in bindings)
 
 
 def _with_fields(query: tuple[tuple[str, str], ...], fields: str) -> tuple[tuple[str, str], ...]:

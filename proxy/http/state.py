@@ -74,3 +74,5 @@ class Outcome:
 
 
 SERVICES = web.AppKey("services", Services)
+# Set only by `redaction-proxy test`: the sources (file:line:col) of the bindings that decided or blocked.
+EXERCISED = web.AppKey("exercised", set[str])
