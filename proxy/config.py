@@ -53,6 +53,7 @@ _METAVARS = (  # first match wins
     (("listen",), "HOST:PORT"), (("timeout", "ttl", "grace"), "SECONDS"), (("body", "element"), "BYTES"),
     (("upstream-ca", "cert", "key", "settings"), "FILE"), (("policies",), "DIR"), (("connections",), "N"),
     (("upstream", "origin"), "URL"), (("ready",), "on|off"), (("mode",), "enforce|dry-run"), (("log-level",), "LEVEL"),
+    (("sample",), "RATE"),
 )
 
 
@@ -89,6 +90,10 @@ SERVE_OPTIONS = (
     Option("--upstream-ca", None, "PEM file of the CAs trusted for an https --upstream (default: the system's)"),
     Option("--upstream-cert", None, "PEM client certificate presented to an https --upstream (with --upstream-key)"),
     Option("--upstream-key", None, "PEM private key of --upstream-cert"),
+    Option("--decision-log-sample", "0", "share of requests (0..1) whose every decision is also logged as its own "
+           "line; each request always gets one summary line (at --log-level debug every decision is logged)"),
+    Option("--decisions-ring", "1000", "how many recent policed requests /decisions/{request_id} on the admin "
+           "listener can explain (0: none)"),
 )
 
 
@@ -120,6 +125,8 @@ class RunConfig:
     ready_requires_upstream: bool = True
     trusted_hops: int = 0
     upstream_ssl: ssl.SSLContext | None = None
+    decision_log_sample: float = 0.0
+    decisions_ring: int = 1000
 
 
 class ConfigValueError(Exception):
@@ -241,6 +248,8 @@ def build_config(args: argparse.Namespace, environ: Mapping[str, str] = os.envir
         ready_requires_upstream=ready != "off",
         trusted_hops=int(number("trusted_hops", int, -1)),
         upstream_ssl=_upstream_ssl(upstream, raw, names, problems),
+        decision_log_sample=_rate(raw["decision_log_sample"], names["decision_log_sample"], problems),
+        decisions_ring=int(number("decisions_ring", int, -1)),
     )
     if config.listen == config.admin_listen:
         problems.append(f"{names['admin_listen']} must not share the proxied traffic's port")
@@ -300,3 +309,15 @@ def _host_port(text: str, flag: str, problems: list[str]) -> tuple[str, int]:
         problems.append(f"{flag}: {text!r} must be HOST:PORT")
         return ("", 0)
     return host.strip("[]"), int(port)
+
+
+def _rate(text: str | None, name: str, problems: list[str]) -> float:
+    try:
+        rate = float(text or "")
+    except ValueError:
+        problems.append(f"{name}: {text!r} is not a number")
+        return 0.0
+    if not 0 <= rate <= 1:
+        problems.append(f"{name}: must be between 0 and 1")
+        return 0.0
+    return rate

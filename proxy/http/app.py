@@ -18,6 +18,8 @@ from ..errors import error_body
 from ..facts.service import FactsService
 from ..log import make_logger
 from ..metrics import Metrics
+from ..recent import RecentDecisions
+from ..report import Report, now_iso
 from .handler import answer_started, handle
 from .state import SERVICES, InFlight, Live, Loaded, Services
 from .upstream import Upstream
@@ -41,6 +43,7 @@ def make_app(config: RunConfig, loaded: Loaded, *, logger: Any = None) -> web.Ap
         config, Live(loaded), upstream, facts, metrics,
         logger if logger is not None else make_logger(level=config.log_level),
         InFlight(config.max_in_flight),
+        report=Report(since=now_iso()), recent=RecentDecisions(config.decisions_ring),
     )
     app = web.Application(client_max_size=config.max_write_body, handler_args={
         "max_field_size": 8190, "max_line_size": 8190,
