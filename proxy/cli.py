@@ -37,7 +37,8 @@ Exit status: 0 on success, 2 on any configuration or start-up problem (one line 
 SERVE_DESCRIPTION = """\
 Run the proxy in front of --upstream. Policies and settings are checked before anything listens;
 SIGHUP reloads them (keeping the old ones when the new ones are invalid), SIGTERM drains in-flight
-requests within --shutdown-grace. The admin listener serves /healthz, /readyz, /metrics and /policies."""
+requests within --shutdown-grace. The admin listener serves /healthz, /readyz, /metrics, /policies, the
+rollout report (/report, /report.html; POST /report/reset) and /decisions/{request_id}."""
 
 CHECK_OPTIONS = (
     Option("--policies", None, "policy directory (default: the bundled policies)"),

@@ -78,7 +78,8 @@ def _table(name: str, columns: tuple[str, ...], rows: list[dict[str, Any]], *, t
         cells = "".join(f'<td class="{_align(c)}" data-col="{c}">{_cell(c, row)}</td>' for c in columns)
         body.append(f'<tr id="{name}-{i}">{cells}</tr>')
     if totals_row:
-        sums = {c: sum(int(r[c]) for r in rows) for c in ("records", "requests")}
+        # Records only: a request can touch several rows, so summing their requests would overcount.
+        sums = {"records": sum(int(r["records"]) for r in rows)}
         cells = "".join(f'<td class="{_align(c)}" data-col="{c}">{sums.get(c, "Total" if c == "route" else "")}</td>'
                         for c in columns)
         body.append(f'<tr class="totals" id="{name}-total">{cells}</tr>')
