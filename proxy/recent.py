@@ -20,12 +20,6 @@ class Trail:
     refusals: list[tuple[str, str, int, int | None]] = field(default_factory=list)   # rule, action, status, id
     truncated: int = 0
 
-    def decided(self, rule: str, action: str, path: str, object_id: int | None) -> None:
-        if len(self.decisions) >= PER_REQUEST:
-            self.truncated += 1
-            return
-        self.decisions.append((rule, action, path, object_id))
-
     def refused(self, rule: str, action: str, status: int, object_id: int | None) -> None:
         if len(self.refusals) >= PER_REQUEST:
             self.truncated += 1

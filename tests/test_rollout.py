@@ -12,6 +12,7 @@ import os
 import shutil
 from collections import defaultdict
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -59,27 +60,32 @@ class Rig:
             return r.status, await r.json()
 
 
+@asynccontextmanager
 async def make_rig(tmp_path: Path, mode: str, replicas: int = 1, **options: Any) -> AsyncIterator[Rig]:
     firm = generate_firm(scale=1)
     backend = await start_app(make_app(firm))
     settings = write_settings(tmp_path, {u: RESTRICTED for u in RESTRICTED_USERS})
-    proxies = [await start_proxy(backend.make_url("/"), settings, mode=mode, **options) for _ in range(replicas)]
-    async with aiohttp.ClientSession() as http:
-        yield Rig(firm, backend, proxies, http)
-    for proxy in proxies:
-        await proxy.close()
-    await backend.close()
+    proxies: list[RunningProxy] = []
+    try:
+        for _ in range(replicas):
+            proxies.append(await start_proxy(backend.make_url("/"), settings, mode=mode, **options))
+        async with aiohttp.ClientSession() as http:
+            yield Rig(firm, backend, proxies, http)
+    finally:  # closed even when an assertion fails inside, so no later test inherits open sockets
+        for proxy in proxies:
+            await proxy.close()
+        await backend.close()
 
 
 @pytest.fixture
 async def dry(tmp_path: Path) -> AsyncIterator[Rig]:
-    async for rig in make_rig(tmp_path, "dry-run"):
+    async with make_rig(tmp_path, "dry-run") as rig:
         yield rig
 
 
 @pytest.fixture
 async def enforce(tmp_path: Path) -> AsyncIterator[Rig]:
-    async for rig in make_rig(tmp_path, "enforce"):
+    async with make_rig(tmp_path, "enforce") as rig:
         yield rig
 
 
@@ -178,7 +184,7 @@ async def test_the_report_counts_what_the_dry_run_logged_for_several_users(dry: 
 
 
 async def test_undecidable_dry_run_requests_are_reported(tmp_path: Path) -> None:
-    async for rig in make_rig(tmp_path, "dry-run"):
+    async with make_rig(tmp_path, "dry-run") as rig:
         assert (await rig.get(CONTACTS, 2))[0] == 200
         _, report = await rig.admin("/report")
         assert report["undecidable_or_refused"] == []  # nothing undecidable yet
@@ -249,7 +255,7 @@ async def test_the_report_page_shows_the_logged_numbers_in_a_real_browser(dry: R
 async def test_report_command_sums_two_replicas_logs(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    async for rig in make_rig(tmp_path, "dry-run", replicas=2):
+    async with make_rig(tmp_path, "dry-run", replicas=2) as rig:
         a, b = rig.proxies
         await drive(rig, a)
         for user in (2, 3):
@@ -321,7 +327,7 @@ async def test_decisions_of_a_recent_request_name_rule_path_and_id_never_a_value
 
 
 async def test_the_decisions_ring_keeps_only_the_last_n_requests(tmp_path: Path) -> None:
-    async for rig in make_rig(tmp_path, "enforce", decisions_ring=2):
+    async with make_rig(tmp_path, "enforce", decisions_ring=2) as rig:
         for n in range(3):
             async with rig.http.get(f"{rig.proxy.url}{CONTACTS}", headers={**caller(2), "X-Request-Id": f"r-{n}"}):
                 pass
@@ -331,7 +337,7 @@ async def test_the_decisions_ring_keeps_only_the_last_n_requests(tmp_path: Path)
 
 
 async def test_per_decision_lines_are_sampled_at_the_operators_rate(tmp_path: Path) -> None:
-    async for rig in make_rig(tmp_path, "dry-run", decision_log_sample=1):
+    async with make_rig(tmp_path, "dry-run", decision_log_sample=1) as rig:
         assert (await rig.get(COMMUNICATIONS, 2))[0] == 200
         events = [json.loads(line) for line in rig.proxy.log_lines()]
         each = [e for e in events if e["event"] == "decision"]
@@ -370,3 +376,19 @@ def test_the_report_stays_bounded_whatever_the_traffic() -> None:
     assert row["users"] == 1000 and row["users_capped"] and row["examples"] == ["r19997", "r19998", "r19999"]
     assert len(snapshot["rows"]) == 4096 and snapshot["overflow_events"] == 20_000 - 4095
     assert snapshot["users_capped"] and snapshot["totals"]["users"] == 10_000
+
+
+async def test_a_huge_request_keeps_only_the_first_decisions_and_counts_the_rest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import proxy.http.exchange
+
+    monkeypatch.setattr(proxy.http.exchange, "PER_REQUEST", 3)
+    async with make_rig(tmp_path, "enforce") as rig:
+        async with rig.http.get(f"{rig.proxy.url}{COMMUNICATIONS}", headers={**caller(2), "X-Request-Id": "big"}):
+            pass
+        _, entry = await rig.admin("/decisions/big")
+        [summary] = [json.loads(line) for line in rig.proxy.log_lines() if '"event":"decisions"' in line]
+        [decided] = summary["decided"]
+        assert decided["outcome"] == "redacted" and decided["records"] > 3  # enforce: done, not "would"
+        assert len(entry["decisions"]) == 3 and entry["truncated"] == decided["records"] - 3

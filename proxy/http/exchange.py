@@ -13,6 +13,7 @@ from yarl import URL
 from ..decide import Bound, Decision, Plan, Step
 from ..facts.viewer import Viewer
 from ..policy.model import Route
+from ..recent import PER_REQUEST
 from ..report import PATHS_PER_ENTRY, summarise
 from .state import Loaded, Outcome, Services
 
@@ -59,6 +60,7 @@ class Exchange:
         self.outcome.decisions += len(decisions)
         self.tally.update(map(_STEP, decisions))
         trail = self.outcome.trail_of()
+        kept = trail.decisions
         paths = self.paths
         for d in decisions:
             seen = paths.get(d.step)
@@ -66,7 +68,10 @@ class Exchange:
                 paths[d.step] = [d.path]
             elif len(seen) < PATHS_PER_ENTRY:
                 seen.append(d.path)
-            trail.decided(d.rule.value, d.action.value, d.path, d.object_id)
+            if len(kept) < PER_REQUEST:
+                kept.append((d.rule.value, d.action.value, d.path, d.object_id))
+            else:
+                trail.truncated += 1  # past the cap only counted: a huge page stays cheap
         if not self.log_each:
             return
         config = self.services.config
