@@ -53,7 +53,7 @@ _METAVARS = (  # first match wins
     (("listen",), "HOST:PORT"), (("timeout", "ttl", "grace"), "SECONDS"), (("body", "element"), "BYTES"),
     (("upstream-ca", "cert", "key", "settings"), "FILE"), (("policies",), "DIR"), (("connections",), "N"),
     (("upstream", "origin"), "URL"), (("ready",), "on|off"), (("mode",), "enforce|dry-run"), (("log-level",), "LEVEL"),
-    (("sample",), "RATE"),
+    (("sample",), "RATE"), (("format",), "table|json"),
 )
 
 
