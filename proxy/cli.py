@@ -38,7 +38,8 @@ Exit status: 0 on success, 2 on any configuration or start-up problem (one line 
 SERVE_DESCRIPTION = """\
 Run the proxy in front of --upstream. Policies and settings are checked before anything listens;
 SIGHUP reloads them (keeping the old ones when the new ones are invalid), SIGTERM drains in-flight
-requests within --shutdown-grace. The admin listener serves /healthz, /readyz, /metrics and /policies."""
+requests within --shutdown-grace. The admin listener serves /healthz, /readyz, /metrics, /policies, the
+rollout report (/report, /report.html; POST /report/reset) and /decisions/{request_id}."""
 
 CHECK_OPTIONS = (
     Option("--policies", None, "policy directory (default: the bundled policies)"),
@@ -75,10 +76,19 @@ policy steps (file:line:column, rule, action) that no case made decide or block.
 
 Exit status: 0 when every case passes, 1 when one fails, 2 when a case, the policies or the settings
 are invalid (one line per problem on stderr; nothing runs)."""
+REPORT_OPTIONS = (
+    Option("--format", "table", "table (for a terminal) | json (the same JSON as the admin listener's /report)"),
+)
+REPORT_DESCRIPTION = """\
+Summarise the JSON log lines of any number of replicas (files, or - for standard input) as the admin
+listener's /report does for one: per route x rule x action, the objects redacted or dropped and the
+requests refused (would be, in dry-run), the distinct users affected and example request ids; then the
+requests that were undecidable or refused by the proxy. Lines that are not JSON are counted and skipped.
+Exit status: 0, or 2 when a LOG cannot be read."""
 KNOWN_VARIABLES = frozenset(
     o.env
     for options in (SERVE_OPTIONS, CHECK_OPTIONS, COVERAGE_OPTIONS, DEMO_BACKEND_OPTIONS, DEMO_OPTIONS, TEST_OPTIONS,
-                    (TEST_VERBOSE,))
+                    (TEST_VERBOSE,), REPORT_OPTIONS)
     for o in options
 )
 
@@ -134,6 +144,12 @@ def build_parser() -> argparse.ArgumentParser:
     add_options(test, TEST_OPTIONS)
     test.add_argument("-v", TEST_VERBOSE.flag, dest=TEST_VERBOSE.dest, action="store_const", const="on",
                       default=None, help=f"list the cases that pass too [env {TEST_VERBOSE.env}=on]")
+    report = sub.add_parser("report", help="the rollout report, offline, from the proxy's JSON logs",
+                            description=REPORT_DESCRIPTION, formatter_class=raw)
+    report.add_argument("logs", nargs="+", metavar="LOG", help="a JSON log file, or - for standard input")
+    add_options(report, REPORT_OPTIONS)
+    report.add_argument("--json", dest="format", action="store_const", const="json",
+                        help="the same as --format json [env REDACTION_PROXY_FORMAT=json]")
     return parser
 
 
@@ -152,6 +168,8 @@ def main(argv: list[str] | None = None, environ: Mapping[str, str] = os.environ)
         return _test(args, environ)
     if args.command == "demo-backend":
         return _demo_backend(args, environ)
+    if args.command == "report":
+        return _report(args, environ)
     return _demo(args, environ)
 
 
@@ -300,6 +318,43 @@ def _demo_backend(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
         return _cannot_start(exc)
     except KeyboardInterrupt:
         pass
+    return 0
+
+
+def _report(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    from contextlib import nullcontext
+
+    import orjson
+
+    from .report import Report
+    from .report_render import render_table
+
+    raw, names = resolve(REPORT_OPTIONS, args, environ)
+    if raw["format"] not in ("table", "json"):
+        return _fail([f"{names['format']}: {raw['format']!r} is not one of table, json"])
+    report = Report()
+    for name in args.logs:
+        try:
+            stream = nullcontext(sys.stdin.buffer) if name == "-" else open(name, "rb")  # noqa: SIM115 (with below)
+        except OSError as exc:
+            return _fail([f"redaction-proxy report: cannot read {name}: {exc.strerror or exc}"])
+        with stream as lines:
+            for line in lines:  # one line at a time: a day of logs need not fit in memory
+                if not line.strip():
+                    continue
+                try:
+                    event = orjson.loads(line)
+                except orjson.JSONDecodeError:
+                    event = None
+                if isinstance(event, dict):
+                    report.add(event)
+                else:
+                    report.unreadable += 1
+    snapshot = report.snapshot()
+    if raw["format"] == "json":
+        sys.stdout.write(orjson.dumps(snapshot, option=orjson.OPT_INDENT_2).decode() + "\n")
+    else:
+        sys.stdout.write(render_table(snapshot))
     return 0
 
 

@@ -55,6 +55,7 @@ _METAVARS = (  # first match wins
     (("listen",), "HOST:PORT"), (("timeout", "ttl", "grace"), "SECONDS"), (("body", "element"), "BYTES"),
     (("upstream-ca", "cert", "key", "settings"), "FILE"), (("policies",), "DIR"), (("connections",), "N"),
     (("upstream", "origin"), "URL"), (("ready",), "on|off"), (("mode",), "enforce|dry-run"), (("log-level",), "LEVEL"),
+    (("sample",), "RATE"), (("format",), "table|json"),
 )
 
 
@@ -99,6 +100,10 @@ SERVE_OPTIONS = (
            "(redact, enforce mode only)"),
     Option("--sentinel-max-body", "4194304", "largest unpoliced JSON answer the sentinel scans, bytes "
            "(larger ones are relayed unscanned and counted)"),
+    Option("--decision-log-sample", "0", "share of requests (0..1) whose every decision is also logged as its own "
+           "line; each request always gets one summary line (at --log-level debug every decision is logged)"),
+    Option("--decisions-ring", "1000", "how many recent policed requests /decisions/{request_id} on the admin "
+           "listener can explain (0: none)"),
 )
 MIN_ETAG_KEY = 32
 
@@ -134,6 +139,8 @@ class RunConfig:
     etag_key: bytes | None = field(default=None, repr=False)  # a secret: never in a repr or a log line
     sentinel: SentinelMode = SentinelMode.REDACT
     sentinel_max_body: int = 4194304
+    decision_log_sample: float = 0.0
+    decisions_ring: int = 1000
 
 
 class ConfigValueError(Exception):
@@ -263,6 +270,8 @@ def build_config(args: argparse.Namespace, environ: Mapping[str, str] = os.envir
         etag_key=_etag_key(raw["etag_key"], problems),
         sentinel=sentinel,
         sentinel_max_body=int(number("sentinel_max_body", int)),
+        decision_log_sample=_rate(raw["decision_log_sample"], names["decision_log_sample"], problems),
+        decisions_ring=int(number("decisions_ring", int, -1)),
     )
     if config.listen == config.admin_listen:
         problems.append(f"{names['admin_listen']} must not share the proxied traffic's port")
@@ -330,3 +339,15 @@ def _host_port(text: str, flag: str, problems: list[str]) -> tuple[str, int]:
         problems.append(f"{flag}: {text!r} must be HOST:PORT")
         return ("", 0)
     return host.strip("[]"), int(port)
+
+
+def _rate(text: str | None, name: str, problems: list[str]) -> float:
+    try:
+        rate = float(text or "")
+    except ValueError:
+        problems.append(f"{name}: {text!r} is not a number")
+        return 0.0
+    if not 0 <= rate <= 1:
+        problems.append(f"{name}: must be between 0 and 1")
+        return 0.0
+    return rate

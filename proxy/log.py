@@ -19,6 +19,7 @@ ALLOWED_KEYS = frozenset({
     "duration_ms", "mode", "decisions", "rule", "action", "path", "object_id", "error", "outcome",
     "policy_version", "listen", "admin_listen", "upstream", "problems", "fact", "reason", "files",
     "blocked", "undecidable",
+    "user_id", "decided",
 })
 
 

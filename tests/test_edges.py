@@ -257,8 +257,10 @@ async def test_dry_run_logs_a_hidden_ordering_and_forwards_it(dry: Rig, http: ai
     assert "order=quantity(asc)" in dry.script.forwarded[-1].path_qs
     blocked = [json.loads(line) for line in dry.proxy.log_lines() if '"event":"blocked"' in line]
     assert [(b["rule"], b["outcome"]) for b in blocked] == [("activity_hours_visibility", "would_refuse")]
+    assert [(b["route"], b["method"], b["user_id"]) for b in blocked] == [("/activities", "GET", 2)]
     count = dry.proxy.services.metrics.registry.get_sample_value(
-        "redaction_proxy_blocked_total", {"rule": "activity_hours_visibility", "status": "400", "mode": "dry-run"})
+        "redaction_proxy_blocked_total",
+        {"rule": "activity_hours_visibility", "status": "400", "mode": "dry-run", "route": "/activities"})
     assert count == 1
 
 

@@ -252,18 +252,28 @@ async def test_a_write_that_changes_visibility_refreshes_the_callers_facts(stack
     assert status == 200 and body["data"]["id"] == created
 
 
-async def test_dry_run_answers_as_the_backend_and_logs_each_decision(dry: Stack) -> None:
+async def test_dry_run_answers_as_the_backend_and_logs_one_summary_of_its_decisions(dry: Stack) -> None:
     base = str(dry.backend.make_url("/")).rstrip("/")
     path = "/api/v4/communications.json?fields=id,senders{id,name,type},receivers{id,name,type}&limit=50"
     status, through = await dry.get(path)
     _, direct = await dry.get(path, base=base)
     assert status == 200 and through["data"] == direct["data"]
-    hidden_names = {p["name"] for c in direct["data"] for k in ("senders", "receivers") for p in c[k]
-                    if p["type"] in CONTACT_TYPES and p["id"] not in visible_contacts(dry.firm, 2)}
-    decisions = [json.loads(line) for line in dry.proxy.log_lines() if '"event":"decision"' in line]
-    assert decisions and all(d["mode"] == "dry-run" and d["rule"] == "contacts_visibility" for d in decisions)
-    assert {d["action"] for d in decisions} == {"redact_contact"}
-    assert all(d["path"].startswith("data[") and isinstance(d["object_id"], int) for d in decisions)
+    hidden = [(i, k, j) for i, c in enumerate(direct["data"]) for k in ("senders", "receivers")
+              for j, p in enumerate(c[k]) if p["type"] in CONTACT_TYPES and p["id"] not in visible_contacts(dry.firm, 2)]
+    hidden_names = {direct["data"][i][k][j]["name"] for i, k, j in hidden}
+    lines = [json.loads(line) for line in dry.proxy.log_lines()]
+    assert not [e for e in lines if e["event"] == "decision"]  # no line per decision by default
+    [summary] = [e for e in lines if e["event"] == "decisions"]
+    [request] = [e for e in lines if e["event"] == "request" and e["route"] == "/communications"]
+    assert summary["mode"] == "dry-run" and summary["route"] == "/communications" and summary["method"] == "GET"
+    assert summary["user_id"] == 2 == request["user_id"] and summary["request_id"] == request["request_id"]
+    [entry] = summary["decided"]
+    assert (entry["rule"], entry["action"], entry["outcome"]) == ("contacts_visibility", "redact_contact",
+                                                                  "would_redact")
+    assert entry["records"] == len(hidden) == request["decisions"] > 5
+    # The paths are sampled and capped: five of the hidden objects' paths, not all of them.
+    paths = entry["paths"]
+    assert len(paths) == len(set(paths)) == 5 and set(paths) <= {f"data[{i}].{k}[{j}]" for i, k, j in hidden}
     logs = dry.proxy.logs.getvalue()
     assert hidden_names and not any(name in logs for name in hidden_names)
     assert "token-2" not in logs
@@ -279,5 +289,6 @@ async def test_dry_run_forwards_what_enforce_would_block(dry: Stack) -> None:
     assert status == 200
     assert '"outcome":"would_refuse"' in dry.proxy.logs.getvalue()
     metrics = dry.proxy.services.metrics.registry.get_sample_value(
-        "redaction_proxy_blocked_total", {"rule": "contacts_visibility", "status": "422", "mode": "dry-run"})
+        "redaction_proxy_blocked_total",
+        {"rule": "contacts_visibility", "status": "422", "mode": "dry-run", "route": "/tasks"})
     assert metrics == 1

@@ -1,4 +1,5 @@
-"""The admin listener, on its own port: liveness, readiness, Prometheus metrics, what is loaded."""
+"""The admin listener, on its own port: liveness, readiness, Prometheus metrics, what is loaded, the
+rollout report and the decisions of recent requests."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from yarl import URL
 
-from .state import SERVICES
+from ..report import now_iso
+from ..report_render import render_html
+from .state import SERVICES, Services
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -67,6 +70,37 @@ async def policies(request: web.Request) -> web.Response:
     })
 
 
+def _snapshot(services: Services) -> dict[str, object]:
+    return services.report.snapshot(mode=services.config.mode.value,
+                                    policy_version=services.live.current.policies.version)
+
+
+async def report(request: web.Request) -> web.Response:
+    """What enforcement changed (or, in dry-run, would change) since start or the last reset."""
+    return web.json_response(_snapshot(request.app[SERVICES]), headers={"Cache-Control": "no-store"})
+
+
+async def report_html(request: web.Request) -> web.Response:
+    return web.Response(text=render_html(_snapshot(request.app[SERVICES])), content_type="text/html",
+                        headers={"Cache-Control": "no-store"})
+
+
+async def report_reset(request: web.Request) -> web.Response:
+    """POST only: a reset loses counts, so a link or a crawler following GETs must not do it."""
+    services = request.app[SERVICES]
+    services.report.reset(now_iso())
+    return web.json_response({"status": "reset", "since": services.report.since})
+
+
+async def decisions(request: web.Request) -> web.Response:
+    """One recent policed request: route, user id, each decision's rule, action, path and object id."""
+    entry = request.app[SERVICES].recent.get(request.match_info["request_id"])
+    if entry is None:
+        return web.json_response({"error": {"type": "NotFound", "message": "no recent request has this id"}},
+                                 status=404)
+    return web.json_response(entry, headers={"Cache-Control": "no-store"})
+
+
 def make_admin_app(proxy_app: web.Application) -> web.Application:
     app = web.Application()
     app[SERVICES] = proxy_app[SERVICES]
@@ -74,4 +108,8 @@ def make_admin_app(proxy_app: web.Application) -> web.Application:
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/policies", policies)
+    app.router.add_get("/report", report)
+    app.router.add_get("/report.html", report_html)
+    app.router.add_post("/report/reset", report_reset)
+    app.router.add_get("/decisions/{request_id}", decisions)
     return app

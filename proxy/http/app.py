@@ -19,6 +19,8 @@ from ..errors import error_body
 from ..facts.service import FactsService
 from ..log import make_logger
 from ..metrics import Metrics
+from ..recent import RecentDecisions
+from ..report import Report, now_iso
 from .handler import answer_started, handle
 from .state import SERVICES, InFlight, Live, Loaded, Services
 from .upstream import Upstream
@@ -45,6 +47,7 @@ def make_app(config: RunConfig, loaded: Loaded, *, logger: Any = None) -> web.Ap
         # Unset, a random key: tags verify only at this process, so If-Match with another replica's
         # (or a restarted one's) tag fails its precondition, never passes it.
         config.etag_key if config.etag_key is not None else os.urandom(32),
+        report=Report(since=now_iso()), recent=RecentDecisions(config.decisions_ring),
     )
     app = web.Application(client_max_size=config.max_write_body, handler_args={
         "max_field_size": 8190, "max_line_size": 8190,

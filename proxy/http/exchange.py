@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import operator
+import random
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -13,6 +14,8 @@ from ..decide import Bound, Decision, Plan, Step
 from ..etag import Sealer
 from ..facts.viewer import Viewer
 from ..policy.model import Route
+from ..recent import PER_REQUEST
+from ..report import PATHS_PER_ENTRY, summarise
 from .state import Loaded, Outcome, Services
 
 
@@ -31,12 +34,16 @@ class Exchange:
     outcome: Outcome
     sealer: Sealer                  # the proxy's ETags for this caller and policy version
     tally: Counter[Step] = field(default_factory=Counter)  # decisions per step (steps hash by identity)
-    log_each: bool = False          # dry-run, or debug: a log line per decision
+    paths: dict[Step, list[str]] = field(default_factory=dict)  # the first JSON paths per step, for the summary
+    log_each: bool = False          # debug, or sampled by --decision-log-sample: a log line per decision
     tap: list[bytes] | None = None  # dry-run: the backend's bytes read before the client got any
     record_id: int | None = None    # a show route about one id (/contacts/{id}): the id asked for
 
     def __post_init__(self) -> None:
-        self.log_each = not self.services.enforce or self.services.config.log_level == "debug"
+        config = self.services.config
+        # Sampled per request, not per decision: a sampled request's decision lines are all there.
+        sample = config.decision_log_sample
+        self.log_each = config.log_level == "debug" or (sample > 0 and random.random() < sample)
         if not self.services.enforce:
             self.tap = []
 
@@ -49,24 +56,51 @@ class Exchange:
         return self.bound.viewer
 
     def note(self, decisions: list[Decision]) -> None:
-        """Count and, in dry-run (or at debug), log each decision: rule, route, path, id, action."""
+        """Count each decision, keep it for /decisions/{id} (rule, action, path, id: no value) and the
+        first paths per step for the request's summary line; log it on its own line only at debug or
+        when this request was sampled: one line per hidden object flooded the logs (199 lines for one
+        restricted page), and building them cost a fifth of the proxy's CPU."""
         self.outcome.decisions += len(decisions)
         self.tally.update(map(_STEP, decisions))
-        # Enforce logs decisions only at debug: building a log event per redacted object cost a
-        # fifth of the proxy's CPU on a restricted page even when the level filtered it out.
+        trail = self.outcome.trail_of()
+        kept = trail.decisions
+        paths = self.paths
+        for d in decisions:
+            seen = paths.get(d.step)
+            if seen is None:
+                paths[d.step] = [d.path]
+            elif len(seen) < PATHS_PER_ENTRY:
+                seen.append(d.path)
+            if len(kept) < PER_REQUEST:
+                kept.append((d.rule.value, d.action.value, d.path, d.object_id))
+            else:
+                trail.truncated += 1  # past the cap only counted: a huge page stays cheap
         if not self.log_each:
             return
-        log = self.services.log.info if not self.services.enforce else self.services.log.debug
-        mode = self.services.config.mode.value
+        config = self.services.config
+        log = self.services.log.debug if config.log_level == "debug" else self.services.log.info
         for d in decisions:
-            log("decision", request_id=self.outcome.request_id, mode=mode, rule=d.rule.value,
-                action=d.action.value, route=self.route.template, path=d.path, object_id=d.object_id)
+            log("decision", request_id=self.outcome.request_id, mode=config.mode.value, rule=d.rule.value,
+                action=d.action.value, route=self.route.template, user_id=self.viewer.user_id, path=d.path,
+                object_id=d.object_id)
 
     def flush_tally(self) -> None:
+        """Count the request's decisions by route, rule and action, and write its one summary line
+        (which the rollout report reads too, live here and offline from the logs)."""
         mode = self.services.config.mode.value
+        route = self.route.template
         for step, n in self.tally.items():
-            self.services.metrics.decisions.labels(step.binding.rule.value, step.action.value, mode).inc(n)
+            self.services.metrics.decisions.labels(step.binding.rule.value, step.action.value, mode, route).inc(n)
+        if self.tally:
+            decided = summarise(((s.binding.rule.value, s.action.value, n, self.paths.get(s, []))
+                                 for s, n in self.tally.items()), mode)
+            event = {"request_id": self.outcome.request_id, "mode": mode, "route": route, "method": self.method,
+                     "user_id": self.viewer.user_id, "decided": decided,
+                     "policy_version": self.loaded.policies.version}
+            self.services.log.info("decisions", **event)
+            self.services.report.add({"event": "decisions", **event})
         self.tally.clear()
+        self.paths.clear()
 
 
 _STEP = operator.attrgetter("step")

@@ -24,6 +24,7 @@ from ..sentinel import SentinelMode
 from .headers import check_host, check_request_headers, request_id
 from .policed import handle_policed
 from .relay import relay
+from .rollout import record_request
 from .state import SERVICES, Loaded, Outcome
 
 ALLOWED_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
@@ -73,7 +74,9 @@ async def handle(request: web.Request) -> web.StreamResponse:
             duration_ms=round((time.monotonic() - started) * 1000, 2), decisions=outcome.decisions,
             blocked=outcome.blocked, undecidable=outcome.undecidable, error=outcome.error,
             policy_version=loaded.policies.version,
+            user_id=outcome.user_id,
         )
+        record_request(services, outcome, loaded.policies.version)
     if response is not None and not response.prepared:
         response.headers["X-Request-Id"] = outcome.request_id
     return response

@@ -88,6 +88,7 @@ async def handle_policed(
         # Dry-run never breaks traffic: undecidable, logged and counted, and passed on as it came.
         outcome.undecidable = exc.message
         return await relay(request, services, target, outcome, body=raw_body)
+    outcome.user_id = viewer.user_id
 
     segments = (*loaded.policies.base, *_template_segments(route.segments, match.params))
     segments = (*segments[:-1], segments[-1] + ".json")  # the matched path, as it is forwarded
@@ -98,7 +99,7 @@ async def handle_policed(
         if activity is not None and (v := check_hours_edit(binding, activity, viewer)) is not None:
             violations.append(v)
     if violations:
-        _record_blocked(services, outcome, violations)
+        _record_blocked(services, outcome, violations, route.template, method)
         _note_exercised(request, (v.binding for v in violations))
         if enforce:
             raise violations[0].error  # the backend is never called
@@ -263,13 +264,18 @@ async def _current_etag(services: Services, segments: tuple[str, ...], authoriza
     return etag or None
 
 
-def _record_blocked(services: Services, outcome: Outcome, violations: list[Violation]) -> None:
+def _record_blocked(services: Services, outcome: Outcome, violations: list[Violation], route: str, method: str) -> None:
     mode = services.config.mode.value
+    trail = outcome.trail_of()
     for v in violations:
-        services.metrics.blocked.labels(v.binding.rule.value, str(v.error.status), mode).inc()
-        services.log.info("blocked", request_id=outcome.request_id, mode=mode, rule=v.binding.rule.value,
-                          action=v.binding.action.value, status=v.error.status, object_id=v.object_id,
-                          outcome="refused" if services.enforce else "would_refuse")
+        rule, action, status = v.binding.rule.value, v.binding.action.value, v.error.status
+        services.metrics.blocked.labels(rule, str(status), mode, route).inc()
+        event = {"request_id": outcome.request_id, "mode": mode, "route": route, "method": method,
+                 "user_id": outcome.user_id, "rule": rule, "action": action, "status": status,
+                 "object_id": v.object_id, "outcome": "refused" if services.enforce else "would_refuse"}
+        services.log.info("blocked", **event)
+        services.report.add({"event": "blocked", **event})
+        trail.refused(rule, action, status, v.object_id)
     outcome.blocked = violations[0].binding.rule.value
 
 

@@ -13,6 +13,8 @@ from ..facts.service import FactsService
 from ..facts.settings import Settings
 from ..metrics import Metrics
 from ..policy.model import PolicySet
+from ..recent import RecentDecisions, Trail
+from ..report import Report
 from ..sentinel import Ledger
 from .upstream import Upstream
 
@@ -52,6 +54,8 @@ class Services:
     in_flight: InFlight
     etag_key: bytes = field(repr=False)  # the proxy's ETag MAC key (--etag-key, or random per process)
     ledger: Ledger = field(default_factory=Ledger)  # the sentinel's labels, logged once each
+    report: Report = field(default_factory=Report)  # the rollout report: since start or /report/reset
+    recent: RecentDecisions = field(default_factory=lambda: RecentDecisions(1000))  # /decisions/{id}
 
     @property
     def enforce(self) -> bool:
@@ -71,6 +75,13 @@ class Outcome:
     blocked: str | None = None
     undecidable: str | None = None
     error: str | None = None
+    user_id: int | None = None  # the caller, once who_am_i said (never the token)
+    trail: Trail | None = None  # what was decided and refused, for /decisions/{id}
+
+    def trail_of(self) -> Trail:
+        if self.trail is None:
+            self.trail = Trail()
+        return self.trail
 
 
 SERVICES = web.AppKey("services", Services)
