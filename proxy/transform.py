@@ -72,7 +72,10 @@ def _changed(record: dict[str, Any], decisions: list[Decision], seal_at: tuple[L
     for decision in decisions:
         if decision.container is not None:
             yield decision.container
-            yield decision.container[decision.key]  # after apply: the redacted object (a stub has no etag)
+            # After apply: the redacted object (a stub has no etag), unless a later decision on the
+            # record removed the member altogether (a hidden entry keeps only the schema's fields).
+            yield decision.container.get(decision.key) if isinstance(decision.container, dict) else (
+                decision.container[decision.key])
     for at in seal_at:
         try:
             found = at.find(record)

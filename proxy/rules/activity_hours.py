@@ -41,7 +41,7 @@ KNOWN_FIELDS = frozenset({
     "non_billable_total", "no_charge", "billed", "on_bill", "flat_rate", "contingency_fee", "note",
     "reference", "tax_setting", "currency", "redacted", "matter", "user", "activity_description",
     "expense_category", "vendor", "bill", "communication", "calendar_entry", "task", "matter_note",
-    "contact_note", "timer", "document_version", "utbms_expense", "utbms_activity", "utbms_task",
+    "contact_note", "timer", "document_version", "subject", "utbms_expense", "utbms_activity", "utbms_task",
 })
 """A hidden entry keeps only fields the schema names: a field a newer backend adds (`quantity_v2`)
 could carry the hours again, so on a hidden entry the allowlist wins."""
