@@ -63,6 +63,8 @@ SERVE_OPTIONS = (
     Option("--shutdown-grace", "30", "seconds in-flight requests may take to finish after SIGTERM"),
     Option("--gzip-level", "1", "gzip level for policed bodies when the client accepts gzip"),
     Option("--log-level", "info", "debug | info | warning"),
+    Option("--watch-interval", "5", "seconds between checks of the policy and settings files for changes "
+           "(a ConfigMap update included), reloading them when they change; 0 turns watching off"),
 )
 
 
@@ -91,6 +93,7 @@ class RunConfig:
     shutdown_grace: float
     gzip_level: int
     log_level: str
+    watch_interval: float = 5.0
 
 
 class ConfigValueError(Exception):
@@ -166,7 +169,10 @@ def build_config(args: argparse.Namespace, environ: Mapping[str, str] = os.envir
         shutdown_grace=number("shutdown_grace", float),
         gzip_level=gzip_level,
         log_level=raw["log_level"] or "info",
+        watch_interval=number("watch_interval", float, -1),
     )
+    if config.watch_interval < 0:
+        problems.append("--watch-interval: must be 0 (off) or more")
     if config.listen == config.admin_listen:
         problems.append("--admin-listen must not share the proxied traffic's port")
     if problems:

@@ -1,12 +1,13 @@
 """Running the proxy: listeners, signals (SIGTERM drains, SIGHUP reloads), and loading config.
 
-Config is loaded and compiled before anything listens; a reload that fails keeps the old config,
-loudly.
+Config is loaded and compiled before anything listens; a reload (SIGHUP, or the files changing)
+that fails keeps the old config, loudly.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import signal
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -17,9 +18,10 @@ from aiohttp import web
 from .config import RunConfig
 from .facts.settings import load_settings
 from .http.admin import make_admin_app
-from .http.app import ProxyRunner, make_app, reload
+from .http.app import ProxyRunner, make_app
 from .http.state import SERVICES, Loaded
 from .policy.load import bundled_policies, load_policies
+from .reloader import Reloader
 from .yamldoc import ConfigError
 
 
@@ -37,7 +39,12 @@ def load(policies: Path | None, settings: Path) -> Loaded:
         problems.extend(exc.problems)
     if problems or compiled is None or loaded_settings is None:
         raise ConfigError(problems)
-    return Loaded(compiled, loaded_settings)
+    try:
+        # Hashed after a good load: a file replaced in between is seen (and reloaded) by the watcher.
+        settings_version = hashlib.sha256(settings.read_bytes()).hexdigest()[:12]
+    except OSError as exc:
+        raise ConfigError([f"{settings}: {exc.strerror}"]) from exc
+    return Loaded(compiled, loaded_settings, settings_version)
 
 
 async def serve(
@@ -46,7 +53,8 @@ async def serve(
     stop: asyncio.Event | None = None,
 ) -> None:
     app = make_app(config, loaded, logger=logger)
-    log = app[SERVICES].log
+    services = app[SERVICES]
+    log = services.log
     runner = ProxyRunner(
         app,
         shutdown_timeout=config.shutdown_grace,
@@ -62,22 +70,16 @@ async def serve(
     await web.TCPSite(admin_runner, *config.admin_listen).start()
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
-
-    def on_hup() -> None:
-        try:
-            reload(app, load(config.policies, config.settings))
-            log.info("reloaded", policy_version=app[SERVICES].live.current.policies.version)
-        except ConfigError as exc:
-            log.error("reload_failed_keeping_old_config", problems=exc.problems,
-                      policy_version=app[SERVICES].live.current.policies.version)
+    reloader = Reloader(app, lambda: load(config.policies, config.settings), config.policies, config.settings)
+    watching = (asyncio.create_task(reloader.watch(config.watch_interval))
+                if config.watch_interval > 0 else None)
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    loop.add_signal_handler(signal.SIGHUP, on_hup)
+    loop.add_signal_handler(signal.SIGHUP, reloader.spawn, "signal")
     log.info("listening", listen=f"{config.listen[0]}:{config.listen[1]}",
              admin_listen=f"{config.admin_listen[0]}:{config.admin_listen[1]}",
-             upstream=str(config.upstream), mode=config.mode.value,
-             policy_version=loaded.policies.version)
+             upstream=str(config.upstream), mode=config.mode.value)
     if started is not None:
         await started(runner)
     try:
@@ -85,6 +87,9 @@ async def serve(
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.remove_signal_handler(sig)
+        if watching is not None:
+            watching.cancel()
+        await reloader.close()
         log.info("draining")
         await admin_runner.cleanup()
         await runner.cleanup()  # stop listening, let in-flight requests finish within the grace

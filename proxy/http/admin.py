@@ -3,19 +3,35 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
-from .state import SERVICES
+from .state import SERVICES, Services
 
 
 async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
+def loaded_versions(services: Services) -> dict[str, Any]:
+    """What is serving and how the last reload went (a failed one keeps the old set serving)."""
+    current, last = services.live.current, services.live.reload
+    return {
+        "policy_version": current.policies.version,
+        "settings_version": current.settings_version,
+        "last_reload": {"successful": last.ok, "at": last.at, "trigger": last.trigger,
+                        "problems": list(last.problems)},
+    }
+
+
 async def readyz(request: web.Request) -> web.Response:
-    """Ready when a policy set is loaded and the backend accepts a connection."""
+    """Ready when a policy set is loaded and the backend accepts a connection.
+
+    A failed reload does not make it unready: the last good set keeps serving (Envoy's and nginx's
+    way), and the body, /policies and the metrics say the reload failed.
+    """
     services = request.app[SERVICES]
     origin = services.upstream.origin
     port = origin.port or (443 if origin.scheme == "https" else 80)
@@ -25,12 +41,12 @@ async def readyz(request: web.Request) -> web.Response:
         writer.close()
         await writer.wait_closed()
     except (OSError, TimeoutError):
-        return web.json_response({"status": "upstream unreachable"}, status=503)
-    return web.json_response({"status": "ready", "policy_version": services.live.current.policies.version})
+        return web.json_response({"status": "upstream unreachable", **loaded_versions(services)}, status=503)
+    return web.json_response({"status": "ready", **loaded_versions(services)})
 
 
 async def metrics(request: web.Request) -> web.Response:
-    body = generate_latest(request.app[SERVICES].metrics.registry)
+    body = request.app[SERVICES].metrics.exposition()
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
@@ -43,6 +59,7 @@ async def policies(request: web.Request) -> web.Response:
         "mode": services.config.mode.value,
         "files": list(loaded.policies.files),
         "settings": loaded.settings.source,
+        **loaded_versions(services),
         "routes": [
             {
                 "route": r.template,

@@ -6,6 +6,7 @@ The upstream session lives in `cleanup_ctx`, one per app; everything else under 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -16,10 +17,10 @@ from aiohttp.web_request import BaseRequest
 from ..config import RunConfig
 from ..errors import error_body
 from ..facts.service import FactsService
-from ..log import make_logger
+from ..log import VersionedLogger, make_logger
 from ..metrics import Metrics
 from .handler import handle
-from .state import SERVICES, InFlight, Live, Loaded, Services
+from .state import SERVICES, InFlight, Live, Loaded, ReloadStatus, Services
 from .upstream import Upstream
 
 
@@ -35,12 +36,17 @@ def make_app(config: RunConfig, loaded: Loaded, *, logger: Any = None) -> web.Ap
     facts = FactsService(
         upstream, ttl=config.facts_ttl, maxsize=config.facts_cache_size,
         on_crawl=lambda fact: metrics.facts_fetches.labels(fact).inc(),
+        on_lookup=lambda cache, hit: metrics.facts_cache.labels(cache, "hit" if hit else "miss").inc(),
+        on_crawl_started=lambda fact: metrics.facts_crawls.labels(fact).inc(),
     )
     services = Services(
         config, Live(loaded), upstream, facts, metrics,
-        logger if logger is not None else make_logger(level=config.log_level),
+        VersionedLogger(logger if logger is not None else make_logger(level=config.log_level)),
         InFlight(config.max_in_flight),
     )
+    gate = services.in_flight
+    metrics.in_flight.set_function(lambda: gate.count)  # read at scrape time: nothing to do per request
+    _announce(services, services.live.reload)
     app = web.Application(client_max_size=config.max_write_body, handler_args={
         "max_field_size": 8190, "max_line_size": 8190,
     })
@@ -105,8 +111,40 @@ class ProxyRunner(web.AppRunner):
         return server
 
 
-def reload(app: web.Application, loaded: Loaded) -> None:
+def reload(app: web.Application, loaded: Loaded, trigger: str = "signal") -> None:
     """Swap policies and settings as one; cached visible sets were computed under the old ones."""
     services = app[SERVICES]
     services.live.current = loaded
     services.facts.invalidate()
+    services.metrics.reloads.labels("success").inc()
+    _announce(services, ReloadStatus(True, time.time(), trigger))
+    services.log.info("reloaded", trigger=trigger, policy_version=loaded.policies.version,
+                      settings_version=loaded.settings_version)
+
+
+def reload_unchanged(app: web.Application, trigger: str) -> None:
+    """The files were touched but compile to the versions serving now: nothing to swap, and the
+    last reload is good again (a broken file put back as it was)."""
+    services = app[SERVICES]
+    services.metrics.reloads.labels("unchanged").inc()
+    _announce(services, ReloadStatus(True, time.time(), trigger))
+
+
+def reload_failed(app: web.Application, problems: tuple[str, ...], trigger: str) -> None:
+    """Keep the old set serving, and say so everywhere an operator looks: metrics, /readyz, /policies, log."""
+    services = app[SERVICES]
+    services.metrics.reloads.labels("failure").inc()
+    _announce(services, ReloadStatus(False, time.time(), trigger, problems))
+    current = services.live.current
+    services.log.error("reload_failed_keeping_old_config", trigger=trigger, problems=list(problems),
+                       policy_version=current.policies.version, settings_version=current.settings_version)
+
+
+def _announce(services: Services, status: ReloadStatus) -> None:
+    current = services.live.current
+    services.live.reload = status
+    services.log.bind_versions(current.policies.version, current.settings_version)
+    services.metrics.set_loaded(current.policies.version, current.settings_version, services.config.mode.value)
+    services.metrics.reload_successful.set(1 if status.ok else 0)
+    services.metrics.reload_timestamp.set(status.at)
+
