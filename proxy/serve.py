@@ -18,11 +18,14 @@ from aiohttp import web
 from .config import RunConfig
 from .facts.settings import load_settings
 from .http.admin import make_admin_app
-from .http.app import ProxyRunner, make_app
+from .http.app import ProxyRunner, drain, make_app
 from .http.state import SERVICES, Loaded
 from .policy.load import bundled_policies, load_policies
 from .reloader import Reloader
 from .yamldoc import ConfigError
+
+ANSWER_FLUSH_SECONDS = 1.0
+"""After the drain, how long an answer already made may take to be written to a slow client."""
 
 
 def load(policies: Path | None, settings: Path) -> Loaded:
@@ -57,13 +60,15 @@ async def serve(
     log = services.log
     runner = ProxyRunner(
         app,
-        shutdown_timeout=config.shutdown_grace,
+        # The grace is the drain's (ProxyRunner.drain); this only bounds writing out answers already made.
+        shutdown_timeout=ANSWER_FLUSH_SECONDS,
         # aiohttp arms this timer when a connection opens: a client slow to send its headers is cut.
         keepalive_timeout=config.client_header_timeout,
         access_log=None,
         handler_cancellation=False,  # a client going away must not cut a write half-way upstream
     )
-    admin_runner = web.AppRunner(make_admin_app(app), access_log=None)
+    # Probes and scrapes are short: a drain's last step does not wait long for one.
+    admin_runner = web.AppRunner(make_admin_app(app), access_log=None, shutdown_timeout=ANSWER_FLUSH_SECONDS)
     await runner.setup()
     await admin_runner.setup()
     await web.TCPSite(runner, *config.listen).start()
@@ -90,7 +95,9 @@ async def serve(
         if watching is not None:
             watching.cancel()
         await reloader.close()
-        log.info("draining")
-        await admin_runner.cleanup()
-        await runner.cleanup()  # stop listening, let in-flight requests finish within the grace
+        # /readyz answers 503 from here; /healthz and /metrics keep answering until the last request ends.
+        services.in_flight.draining = True
+        log.info("draining", in_flight=services.in_flight.count)
+        await runner.drain(config.shutdown_grace, lambda: services.in_flight.count == 0)
+        await drain(admin_runner, ANSWER_FLUSH_SECONDS, lambda: True)
         log.info("stopped")

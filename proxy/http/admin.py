@@ -27,12 +27,15 @@ def loaded_versions(services: Services) -> dict[str, Any]:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    """Ready when a policy set is loaded and the backend accepts a connection.
+    """Ready when a policy set is loaded, the proxy is not draining and the backend accepts a connection.
 
     A failed reload does not make it unready: the last good set keeps serving (Envoy's and nginx's
     way), and the body, /policies and the metrics say the reload failed.
     """
     services = request.app[SERVICES]
+    if services.in_flight.draining:
+        # Shutting down: out of the Service's endpoints while the requests in flight finish.
+        return web.json_response({"status": "draining", **loaded_versions(services)}, status=503)
     origin = services.upstream.origin
     port = origin.port or (443 if origin.scheme == "https" else 80)
     try:

@@ -5,9 +5,10 @@ The upstream session lives in `cleanup_ctx`, one per app; everything else under 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from aiohttp import web
@@ -103,6 +104,9 @@ class ProxyRunner(web.AppRunner):
     def __init__(self, app: web.Application, **kwargs: Any) -> None:
         super().__init__(app, logger=quiet_logger(), **kwargs)
 
+    async def drain(self, grace: float, idle: Callable[[], bool]) -> None:
+        await drain(self, grace, idle)
+
     async def _make_server(self) -> web.Server:
         server = await super()._make_server()
         # aiohttp builds its Server with no seam for the connection handler class; swapping the class
@@ -148,3 +152,35 @@ def _announce(services: Services, status: ReloadStatus) -> None:
     services.metrics.reload_successful.set(1 if status.ok else 0)
     services.metrics.reload_timestamp.set(status.at)
 
+
+async def drain(runner: web.BaseRunner, grace: float, idle: Callable[[], bool], tick: float = 0.02) -> None:
+    """Stop listening, let the requests in flight finish within `grace`, then close every connection.
+
+    aiohttp's own cleanup asks the connections it knows to close once, then gives each one the whole
+    shutdown timeout to end its handler task. A connection accepted just as the listener closed is
+    not known yet at that one pass: it either waits for a request that never comes (the process sat
+    out the full grace after its last answer) or outlives the cleanup. Here the close request is
+    repeated on every tick until nothing is in flight (at least two ticks, so accepts in progress
+    land), and the runner's own shutdown timeout (set small in `serve`) only bounds writing out
+    answers already made.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + grace
+    server = runner.server
+    for site in list(runner.sites):
+        await site.stop()
+    quiet_ticks = 0
+    while server is not None and loop.time() < deadline:
+        server.pre_shutdown()  # idle connections close now, busy ones after their answer
+        # Two quiet ticks in a row: a request parsed but not yet in the handler is counted too.
+        quiet_ticks = quiet_ticks + 1 if idle() else 0
+        if quiet_ticks >= 2:
+            break
+        await asyncio.sleep(tick)
+    await runner.cleanup()
+    if server is not None:
+        await asyncio.sleep(tick)
+        for connection in server.connections:
+            # Accepted as the listener closed and known only after the cleanup: never served, and
+            # left open by aiohttp. Closed, its client sees what a refused connection would tell it.
+            connection.force_close()

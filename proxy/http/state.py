@@ -51,6 +51,7 @@ class InFlight:
 
     limit: int
     count: int = 0
+    draining: bool = False  # SIGTERM came: /readyz answers 503 until the last request ends
 
 
 @dataclass(frozen=True, slots=True)
