@@ -129,7 +129,9 @@ def log_route(route: str, loaded: Loaded, raw_path: str) -> str:
 
 
 def _bytes_out(response: web.StreamResponse | None) -> int | None:
-    """Body bytes sent (streamed) or about to be sent (a whole answer aiohttp writes after us)."""
+    """What the answer costs on the way out: for a streamed answer, the bytes aiohttp wrote to the
+    socket (status line and headers included); for a whole answer aiohttp writes after the handler
+    returns, its body length (its headers are not written yet)."""
     if response is None:
         return None
     if response.prepared:
