@@ -104,6 +104,8 @@ SERVE_OPTIONS = (
            "line; each request always gets one summary line (at --log-level debug every decision is logged)"),
     Option("--decisions-ring", "1000", "how many recent policed requests /decisions/{request_id} on the admin "
            "listener can explain (0: none)"),
+    Option("--watch-interval", "5", "seconds between checks of the policy and settings files for changes "
+           "(a ConfigMap update included), reloading them when they change; 0 turns watching off"),
 )
 MIN_ETAG_KEY = 32
 
@@ -141,6 +143,7 @@ class RunConfig:
     sentinel_max_body: int = 4194304
     decision_log_sample: float = 0.0
     decisions_ring: int = 1000
+    watch_interval: float = 5.0
 
 
 class ConfigValueError(Exception):
@@ -272,7 +275,10 @@ def build_config(args: argparse.Namespace, environ: Mapping[str, str] = os.envir
         sentinel_max_body=int(number("sentinel_max_body", int)),
         decision_log_sample=_rate(raw["decision_log_sample"], names["decision_log_sample"], problems),
         decisions_ring=int(number("decisions_ring", int, -1)),
+        watch_interval=number("watch_interval", float, -1),
     )
+    if config.watch_interval < 0:
+        problems.append("--watch-interval: must be 0 (off) or more")
     if config.listen == config.admin_listen:
         problems.append(f"{names['admin_listen']} must not share the proxied traffic's port")
     if problems:

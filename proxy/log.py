@@ -20,6 +20,8 @@ ALLOWED_KEYS = frozenset({
     "policy_version", "listen", "admin_listen", "upstream", "problems", "fact", "reason", "files",
     "blocked", "undecidable",
     "user_id", "decided",
+    # operability (issue 12): what is loaded, who asked, what it cost, how a reload or drain went
+    "settings_version", "client", "bytes_in", "bytes_out", "trigger", "in_flight",
 })
 
 
@@ -41,3 +43,21 @@ def make_logger(stream: TextIO | None = None, level: str = "info") -> Any:
         wrapper_class=structlog.make_filtering_bound_logger(LEVELS[level]),
         cache_logger_on_first_use=True,
     )
+
+
+class VersionedLogger:
+    """The app's logger, every line naming the policy and settings versions loaded when it was written.
+
+    A reload rebinds it (`bind_versions`); a request's own line passes the versions it was decided
+    under, which win over the bound ones.
+    """
+
+    def __init__(self, logger: Any) -> None:
+        self._base = logger
+        self._bound = logger
+
+    def bind_versions(self, policy_version: str, settings_version: str) -> None:
+        self._bound = self._base.bind(policy_version=policy_version, settings_version=settings_version)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._bound, name)

@@ -5,9 +5,31 @@ Labels come from closed sets only: route templates, rule and action names, statu
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import (
+    GC_COLLECTOR,
+    PLATFORM_COLLECTOR,
+    PROCESS_COLLECTOR,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client.metrics_core import Metric
+
+# Envoy's and Prometheus' usual latency buckets, seconds: a policed request is ~1 ms, a crawl seconds.
+DURATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+
+
+def package_version() -> str:
+    try:
+        return version("redaction-proxy")
+    except PackageNotFoundError:  # a checkout that was never installed
+        return "unknown"
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,10 +44,22 @@ class Metrics:
     policy_gap: Counter
     sentinel_scanned: Counter
     sentinel_unscanned: Counter
+    request_duration: Histogram
+    in_flight: Gauge
+    load_shed: Counter
+    facts_cache: Counter
+    facts_crawls: Counter
+    build_info: Gauge
+    reload_successful: Gauge
+    reload_timestamp: Gauge
+    reloads: Counter
 
     @classmethod
     def create(cls) -> Metrics:
         registry = CollectorRegistry()
+        for collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
+            # The default collectors read the process, not a registry: sharing them is sharing nothing.
+            registry.register(collector)
         return cls(
             registry,
             Counter("redaction_proxy_requests", "Requests answered", ["route", "method", "status", "mode"],
@@ -47,4 +81,48 @@ class Metrics:
                     registry=registry),
             Counter("redaction_proxy_sentinel_unscanned", "Unpoliced JSON answers of a restricted caller the "
                     "sentinel could not scan, by reason", ["reason"], registry=registry),
+            Histogram("redaction_proxy_request_duration_seconds",
+                      "Time from a request's headers to its answer, by route template and status class",
+                      ["route", "status_class"], buckets=DURATION_BUCKETS, registry=registry),
+            Gauge("redaction_proxy_requests_in_flight", "Requests being handled now", registry=registry),
+            Counter("redaction_proxy_load_shed", "Requests refused with 503 because the proxy was at capacity",
+                    registry=registry),
+            Counter("redaction_proxy_facts_cache", "Facts cache lookups: a hit needs no backend request",
+                    ["cache", "result"], registry=registry),
+            Counter("redaction_proxy_facts_crawls", "Index crawls made to learn facts (each one or more pages)",
+                    ["fact"], registry=registry),
+            Gauge("redaction_proxy_build_info", "What is running: the package, policy and settings versions",
+                  ["version", "policy_version", "settings_version", "mode"], registry=registry),
+            Gauge("redaction_proxy_config_last_reload_successful",
+                  "1 if the last reload of policies and settings succeeded, 0 if it failed", registry=registry),
+            Gauge("redaction_proxy_config_last_reload_timestamp_seconds",
+                  "When policies and settings were last (re)loaded or a reload failed, Unix time",
+                  registry=registry),
+            Counter("redaction_proxy_config_reloads", "Reloads of policies and settings, by outcome",
+                    ["outcome"], registry=registry),
         )
+
+    def set_loaded(self, policy_version: str, settings_version: str, mode: str) -> None:
+        """build_info names exactly one set: the one serving now."""
+        self.build_info.clear()
+        self.build_info.labels(package_version(), policy_version, settings_version, mode).set(1)
+
+    def exposition(self) -> bytes:
+        """The text format without `*_created` series: they double the output and no dashboard reads them.
+
+        prometheus_client's own switch is process-global; this filter keeps each app's registry its own.
+        """
+        return generate_latest(_WithoutCreated(self.registry))
+
+
+class _WithoutCreated(CollectorRegistry):
+    def __init__(self, registry: CollectorRegistry) -> None:
+        super().__init__()
+        self._registry = registry
+
+    def collect(self) -> Iterable[Metric]:
+        for metric in self._registry.collect():
+            samples = [s for s in metric.samples if not s.name.endswith("_created")]
+            if len(samples) != len(metric.samples):
+                metric.samples = samples
+            yield metric

@@ -1,12 +1,13 @@
 """Running the proxy: listeners, signals (SIGTERM drains, SIGHUP reloads), and loading config.
 
-Config is loaded and compiled before anything listens; a reload that fails keeps the old config,
-loudly.
+Config is loaded and compiled before anything listens; a reload (SIGHUP, or the files changing)
+that fails keeps the old config, loudly.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import signal
 from collections.abc import Awaitable, Callable
@@ -18,12 +19,16 @@ from aiohttp import web
 from .config import RunConfig
 from .facts.settings import load_settings
 from .http.admin import make_admin_app
-from .http.app import ProxyRunner, make_app, reload
+from .http.app import ProxyRunner, drain, make_app
 from .http.state import SERVICES, Loaded
 from .policy.coverage import policy_problems
 from .policy.load import bundled_policies, load_policies
 from .policy.spec import SpecIndex, bundled_specs
+from .reloader import Reloader
 from .yamldoc import ConfigError
+
+ANSWER_FLUSH_SECONDS = 1.0
+"""After the drain, how long an answer already made may take to be written to a slow client."""
 
 
 def load(policies: Path | None, settings: Path, specs: list[SpecIndex] | None = None) -> Loaded:
@@ -47,7 +52,12 @@ def load(policies: Path | None, settings: Path, specs: list[SpecIndex] | None = 
         problems.extend(exc.problems)
     if problems or compiled is None or loaded_settings is None:
         raise ConfigError(problems)
-    return Loaded(compiled, loaded_settings)
+    try:
+        # Hashed after a good load: a file replaced in between is seen (and reloaded) by the watcher.
+        settings_version = hashlib.sha256(settings.read_bytes()).hexdigest()[:12]
+    except OSError as exc:
+        raise ConfigError([f"{settings}: {exc.strerror}"]) from exc
+    return Loaded(compiled, loaded_settings, settings_version)
 
 
 async def serve(
@@ -56,16 +66,19 @@ async def serve(
     stop: asyncio.Event | None = None,
 ) -> None:
     app = make_app(config, loaded, logger=logger)
-    log = app[SERVICES].log
+    services = app[SERVICES]
+    log = services.log
     runner = ProxyRunner(
         app,
-        shutdown_timeout=config.shutdown_grace,
+        # The grace is the drain's (ProxyRunner.drain); this only bounds writing out answers already made.
+        shutdown_timeout=ANSWER_FLUSH_SECONDS,
         # aiohttp arms this timer when a connection opens: a client slow to send its headers is cut.
         keepalive_timeout=config.client_header_timeout,
         access_log=None,
         handler_cancellation=False,  # a client going away must not cut a write half-way upstream
     )
-    admin_runner = web.AppRunner(make_admin_app(app), access_log=None)
+    # Probes and scrapes are short: a drain's last step does not wait long for one.
+    admin_runner = web.AppRunner(make_admin_app(app), access_log=None, shutdown_timeout=ANSWER_FLUSH_SECONDS)
     await runner.setup()
     await admin_runner.setup()
     for site_runner, (host, port) in ((runner, config.listen), (admin_runner, config.admin_listen)):
@@ -78,22 +91,16 @@ async def serve(
             raise OSError(exc.errno, f"cannot listen on {host}:{port}: {reason}") from None
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
-
-    def on_hup() -> None:
-        try:
-            reload(app, load(config.policies, config.settings))
-            log.info("reloaded", policy_version=app[SERVICES].live.current.policies.version)
-        except ConfigError as exc:
-            log.error("reload_failed_keeping_old_config", problems=exc.problems,
-                      policy_version=app[SERVICES].live.current.policies.version)
+    reloader = Reloader(app, lambda: load(config.policies, config.settings), config.policies, config.settings)
+    watching = (asyncio.create_task(reloader.watch(config.watch_interval))
+                if config.watch_interval > 0 else None)
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    loop.add_signal_handler(signal.SIGHUP, on_hup)
+    loop.add_signal_handler(signal.SIGHUP, reloader.spawn, "signal")
     log.info("listening", listen=f"{config.listen[0]}:{config.listen[1]}",
              admin_listen=f"{config.admin_listen[0]}:{config.admin_listen[1]}",
-             upstream=str(config.upstream), mode=config.mode.value,
-             policy_version=loaded.policies.version)
+             upstream=str(config.upstream), mode=config.mode.value)
     if started is not None:
         await started(runner)
     try:
@@ -101,7 +108,12 @@ async def serve(
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.remove_signal_handler(sig)
-        log.info("draining")
-        await admin_runner.cleanup()
-        await runner.cleanup()  # stop listening, let in-flight requests finish within the grace
+        if watching is not None:
+            watching.cancel()
+        await reloader.close()
+        # /readyz answers 503 from here; /healthz and /metrics keep answering until the last request ends.
+        services.in_flight.draining = True
+        log.info("draining", in_flight=services.in_flight.count)
+        await runner.drain(config.shutdown_grace, lambda: services.in_flight.count == 0)
+        await drain(admin_runner, ANSWER_FLUSH_SECONDS, lambda: True)
         log.info("stopped")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import time
 from pathlib import Path
 
 import aiohttp
@@ -41,10 +42,17 @@ async def test_sigterm_drains_in_flight_requests(settings_file: Path) -> None:
                     await r.read()
             except aiohttp.ClientConnectorError:
                 refused = True
+            admin = {}
+            for path in ("/readyz", "/healthz", "/metrics"):  # the admin port answers through the drain
+                async with aiohttp.ClientSession() as fresh, fresh.get(f"{proxy.admin_url}{path}") as r:
+                    admin[path] = r.status
             results = await asyncio.gather(*in_flight)
+            last_answer = time.monotonic()
         assert results == [(200, "done")] * 20
         assert refused, "new connections are refused once draining"
+        assert admin == {"/readyz": 503, "/healthz": 200, "/metrics": 200}
         assert await asyncio.to_thread(proxy.process.wait, 10) == 0
+        assert time.monotonic() - last_answer < 1.0, "the process exits once the last request is answered"
     finally:
         proxy.stop()
         await backend.close()

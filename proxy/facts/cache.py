@@ -17,18 +17,26 @@ T = TypeVar("T")
 
 
 class SingleFlightCache(Generic[T]):
-    def __init__(self, *, maxsize: int, ttl: float, timer: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, *, maxsize: int, ttl: float, timer: Callable[[], float] = time.monotonic,
+        on_lookup: Callable[[bool], None] = lambda hit: None,
+    ) -> None:
         self._cache: TTLCache[Hashable, T] = TTLCache(maxsize=maxsize, ttl=ttl, timer=timer)
+        self._on_lookup = on_lookup  # hit: answered without a new fetch (cached, or joining one in flight)
         self._inflight: dict[Hashable, asyncio.Task[T]] = {}
         self._generation = 0
 
     async def get(self, key: Hashable, fetch: Callable[[], Awaitable[T]]) -> T:
         full = (self._generation, key)
         try:
-            return self._cache[full]
+            value = self._cache[full]
         except KeyError:
             pass
+        else:
+            self._on_lookup(True)
+            return value
         task = self._inflight.get(full)
+        self._on_lookup(task is not None)
         if task is None:
             # A task, not a bare await: a waiter that goes away must not cancel the others' fetch.
             task = asyncio.ensure_future(fetch())

@@ -59,13 +59,20 @@ class FactsService:
         ttl: float,
         maxsize: int,
         on_crawl: Callable[[str], None] = lambda fact: None,
+        on_lookup: Callable[[str, bool], None] = lambda cache, hit: None,
+        on_crawl_started: Callable[[str], None] = lambda fact: None,
     ) -> None:
         self._source = source
-        self._on_crawl = on_crawl
-        self._callers: SingleFlightCache[Caller] = SingleFlightCache(maxsize=maxsize, ttl=ttl)
-        self._matters: SingleFlightCache[MatterFacts] = SingleFlightCache(maxsize=maxsize, ttl=ttl)
-        self._contacts: SingleFlightCache[frozenset[int]] = SingleFlightCache(maxsize=maxsize, ttl=ttl)
-        self._counts: SingleFlightCache[int] = SingleFlightCache(maxsize=maxsize, ttl=ttl)
+        self._on_crawl = on_crawl  # each backend request (page)
+        self._on_crawl_started = on_crawl_started  # each index crawl, however many pages
+
+        def cache(name: str) -> dict[str, Any]:
+            return {"maxsize": maxsize, "ttl": ttl, "on_lookup": lambda hit: on_lookup(name, hit)}
+
+        self._callers: SingleFlightCache[Caller] = SingleFlightCache(**cache("who_am_i"))
+        self._matters: SingleFlightCache[MatterFacts] = SingleFlightCache(**cache("matters"))
+        self._contacts: SingleFlightCache[frozenset[int]] = SingleFlightCache(**cache("contacts"))
+        self._counts: SingleFlightCache[int] = SingleFlightCache(**cache("count"))
 
     def invalidate(self) -> None:
         """Writes that change visibility (contacts, matters, relationships) and reloads call this."""
@@ -151,6 +158,7 @@ class FactsService:
 
     async def _crawl(self, target: str, authorization: str, fact: str) -> list[Any]:
         """Every record of an index, following meta.paging.next to the end."""
+        self._on_crawl_started(fact)
         records: list[Any] = []
         seen: set[str] = set()
         next_target: str | None = target

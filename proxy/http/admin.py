@@ -4,9 +4,10 @@ rollout report and the decisions of recent requests."""
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from yarl import URL
 
 from ..report import now_iso
@@ -18,14 +19,32 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
+def loaded_versions(services: Services) -> dict[str, Any]:
+    """What is serving and how the last reload went (a failed one keeps the old set serving)."""
+    current, last = services.live.current, services.live.reload
+    return {
+        "policy_version": current.policies.version,
+        "settings_version": current.settings_version,
+        "last_reload": {"successful": last.ok, "at": last.at, "trigger": last.trigger,
+                        "problems": list(last.problems)},
+    }
+
+
 async def readyz(request: web.Request) -> web.Response:
-    """Ready when a policy set is loaded and, with --ready-requires-upstream on (a sidecar), the
-    backend accepts a connection. Off (a gateway), a backend outage keeps pods in their Service, so
-    clients get the proxy's JSON 502/503 rather than connection errors."""
+    """Ready when a policy set is loaded, the proxy is not draining and, with --ready-requires-upstream
+    on (a sidecar), the backend accepts a connection. Off (a gateway), a backend outage keeps pods in
+    their Service, so clients get the proxy's JSON 502/503 rather than connection errors.
+
+    A failed reload does not make it unready: the last good set keeps serving (Envoy's and nginx's
+    way), and the body, /policies and the metrics say the reload failed.
+    """
     services = request.app[SERVICES]
+    if services.in_flight.draining:
+        # Shutting down: out of the Service's endpoints while the requests in flight finish.
+        return web.json_response({"status": "draining", **loaded_versions(services)}, status=503)
     if services.config.ready_requires_upstream and not await _upstream_accepts(services.upstream.origin):
-        return web.json_response({"status": "upstream unreachable"}, status=503)
-    return web.json_response({"status": "ready", "policy_version": services.live.current.policies.version})
+        return web.json_response({"status": "upstream unreachable", **loaded_versions(services)}, status=503)
+    return web.json_response({"status": "ready", **loaded_versions(services)})
 
 
 async def _upstream_accepts(origin: URL) -> bool:
@@ -41,7 +60,7 @@ async def _upstream_accepts(origin: URL) -> bool:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    body = generate_latest(request.app[SERVICES].metrics.registry)
+    body = request.app[SERVICES].metrics.exposition()
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
@@ -54,6 +73,7 @@ async def policies(request: web.Request) -> web.Response:
         "mode": services.config.mode.value,
         "files": list(loaded.policies.files),
         "settings": loaded.settings.source,
+        **loaded_versions(services),
         "routes": [
             {
                 "route": r.template,

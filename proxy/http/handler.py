@@ -5,6 +5,7 @@ and write exactly one canonical log line per request.
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 
 from aiohttp import HttpVersion10, HttpVersion11, web
@@ -40,6 +41,8 @@ async def handle(request: web.Request) -> web.StreamResponse:
     gate.count += 1
     try:
         if gate.count > gate.limit:
+            services.metrics.load_shed.inc()
+            outcome.route = "load_shed"  # refused before routing: nothing about the path was read
             raise UnavailableError("the proxy is at capacity")  # shed load before any work
         response = await _route(request, outcome, loaded)
     except ProxyError as exc:
@@ -65,15 +68,21 @@ async def handle(request: web.Request) -> web.StreamResponse:
         status = response.status if response is not None else 499
         outcome.status = status
         mode = services.config.mode.value
+        duration = time.monotonic() - started
         services.metrics.requests.labels(outcome.route, outcome.method, str(status), mode).inc()
+        services.metrics.request_duration.labels(outcome.route, f"{status // 100}xx").observe(duration)
         if outcome.undecidable:
             services.metrics.undecidable.labels(outcome.route, mode).inc()
-        services.log.info(
-            "request", request_id=outcome.request_id, method=outcome.method, route=outcome.route,
+        # A 5xx is the proxy's or the backend's trouble: warning, and error for the proxy's own bug (500).
+        write = services.log.error if status == 500 else services.log.warning if status >= 500 else services.log.info
+        write(
+            "request", request_id=outcome.request_id, method=outcome.method,
+            route=log_route(outcome.route, loaded, request.raw_path), client=request.remote,
             status=status, upstream_status=outcome.upstream_status, mode=mode,
-            duration_ms=round((time.monotonic() - started) * 1000, 2), decisions=outcome.decisions,
+            duration_ms=round(duration * 1000, 2), bytes_in=request.content.total_bytes,
+            bytes_out=_bytes_out(response), decisions=outcome.decisions,
             blocked=outcome.blocked, undecidable=outcome.undecidable, error=outcome.error,
-            policy_version=loaded.policies.version,
+            policy_version=loaded.policies.version, settings_version=loaded.settings_version,
             user_id=outcome.user_id,
         )
         record_request(services, outcome, loaded.policies.version)
@@ -127,3 +136,33 @@ async def answer_started(request: web.Request, _: web.StreamResponse) -> None:
     deadline = request.get(_DEADLINE)
     if deadline is not None:
         deadline.reschedule(None)
+
+
+_SEGMENT = re.compile(r"[a-z0-9_]{1,64}")
+
+
+def log_route(route: str, loaded: Loaded, raw_path: str) -> str:
+    """The route template, or for a relayed request `passthrough:` and its path down to the first
+    segment below the base (`passthrough:/api/v4/custom_fields`): enough to tell families apart,
+    bounded, and never an id or a name from deeper in the path."""
+    if route != "passthrough":
+        return route
+    path = raw_path.split("?", 1)[0]
+    segments = [s for s in path.lower().split("/") if s]
+    base = list(loaded.policies.base)
+    keep = len(base) + 1 if segments[: len(base)] == base else 1
+    shown = [s.removesuffix(".json") for s in segments[:keep]]
+    return "passthrough:/" + "/".join(s if _SEGMENT.fullmatch(s) else "*" for s in shown)
+
+
+def _bytes_out(response: web.StreamResponse | None) -> int | None:
+    """What the answer costs on the way out: for a streamed answer, the bytes aiohttp wrote to the
+    socket (status line and headers included); for a whole answer aiohttp writes after the handler
+    returns, its body length (its headers are not written yet)."""
+    if response is None:
+        return None
+    if response.prepared:
+        return response.body_length
+    if isinstance(response, web.Response):
+        return response.content_length
+    return None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,7 +26,18 @@ class Loaded:
 
     policies: PolicySet
     settings: Settings
+    settings_version: str  # a content hash of the settings file, as PolicySet.version is of the policies
     plans: PlanCache = field(default_factory=PlanCache, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class ReloadStatus:
+    """How the last (re)load went: a failed one keeps the old set serving, and says so here."""
+
+    ok: bool
+    at: float  # Unix time
+    trigger: str  # start | signal | watch
+    problems: tuple[str, ...] = ()
 
 
 @dataclass(slots=True)
@@ -33,6 +45,7 @@ class Live:
     """The one mutable cell: requests take `current` once, so each is decided by one version."""
 
     current: Loaded
+    reload: ReloadStatus = field(default_factory=lambda: ReloadStatus(True, time.time(), "start"))
 
 
 @dataclass(slots=True)
@@ -41,6 +54,7 @@ class InFlight:
 
     limit: int
     count: int = 0
+    draining: bool = False  # SIGTERM came: /readyz answers 503 until the last request ends
 
 
 @dataclass(frozen=True, slots=True)

@@ -76,7 +76,8 @@ async def run_case(
             admin_listen="127.0.0.1:2",  # not listened on: the runner starts its own site
         ), environ={})
         # The proxy's own log lines are not the test's output: kept in memory and dropped.
-        app = make_app(config, Loaded(policies, case_settings(base, case)), logger=make_logger(io.StringIO()))
+        app = make_app(config, Loaded(policies, case_settings(base, case), "policy-test"),
+                       logger=make_logger(io.StringIO()))
         if exercised is not None:
             app[EXERCISED] = exercised
         proxy = ProxyRunner(app, access_log=None, handler_cancellation=False,
