@@ -25,16 +25,8 @@ from .policy.fields import (
     parse_fields,
     selected_names,
 )
-from .policy.model import Action, Binding, Location, Route, Rule, Shape
-from .rules import RESPOND_RULES
+from .policy.model import Binding, Location, Name, Route, Shape
 from .rules.base import Judge, RespondRule
-
-_APPLY_ORDER = {
-    Action.FILTER_CONTACTS: 0,
-    Action.REDACT_CONTACT: 1,
-    Action.REDACT_HOURS: 2,
-    Action.REDACT_RATE: 3,  # after hours: `total` is removed, not left null
-}
 
 
 @dataclass(slots=True)
@@ -49,11 +41,11 @@ class Decision:
     key: str | int | None = field(default=None, compare=False, repr=False)
 
     @property
-    def rule(self) -> Rule:
+    def rule(self) -> Name:
         return self.step.binding.rule
 
     @property
-    def action(self) -> Action:
+    def action(self) -> Name:
         return self.step.action
 
     @property
@@ -67,7 +59,7 @@ class Decision:
 class Plan:
     """What one request needs: the bindings that apply to this caller and selection, and the fields."""
 
-    bindings: tuple[Binding, ...]
+    bindings: tuple[Binding[Any], ...]
     upstream_selection: Selection | None  # None: the client's request is forwarded as it is
     added: Added
     shape: Shaping | None = None  # a restricted caller's records keep only this (what was asked upstream)
@@ -76,14 +68,15 @@ class Plan:
     # Derived once, read per record or per request (not part of a plan's value):
     steps: tuple[Step, ...] = field(default=(), compare=False)  # bindings compiled for decide, in apply order
     strips: bool = field(default=False, compare=False)   # whether augmentation added anything to strip
-    filters: bool = field(default=False, compare=False)  # whether records may be dropped (meta.records recounted)
+    # the binding that may drop records (meta.records recounted), if any
+    filters: Binding[Any] | None = field(default=None, compare=False)
     touches: bool = field(default=False, compare=False)  # whether records are read at all; if not, sent as they came
 
     def __post_init__(self) -> None:
-        ordered = sorted(self.bindings, key=lambda b: _APPLY_ORDER[b.action])
+        ordered = sorted(self.bindings, key=_apply_order)
         object.__setattr__(self, "steps", tuple(Step.of(b) for b in ordered))
         object.__setattr__(self, "strips", bool(self.added))
-        object.__setattr__(self, "filters", any(b.action is Action.FILTER_CONTACTS for b in self.bindings))
+        object.__setattr__(self, "filters", next((b for b in self.bindings if b.definition.filters), None))
         object.__setattr__(self, "touches",
                            bool(self.steps) or self.strips or self.shape is not None or bool(self.seal_at))
 
@@ -98,19 +91,32 @@ class Step:
     itself (`whole`), one plain key (`vendor`: a single lookup, the common case), or the
     location's generic find. Compared and hashed by identity: decisions are counted per step."""
 
-    binding: Binding
-    action: Action
+    binding: Binding[Any]
+    action: Name
     rule: RespondRule
     whole: bool
     key: str | None
     redact: Callable[[dict[str, Any]], dict[str, Any]]  # the rule's, looked up once
+    filters: bool  # the record is dropped, not redacted
 
     @staticmethod
-    def of(binding: Binding) -> Step:
+    def of(binding: Binding[Any]) -> Step:
         at = binding.at
         key = at.steps[0][0] if at is not None and len(at.steps) == 1 and not at.steps[0][1] else None
-        rule = RESPOND_RULES[binding.action]
-        return Step(binding, binding.action, rule, at is None, key, rule.redact)
+        rule = _respond(binding)
+        return Step(binding, binding.action, rule, at is None, key, rule.redact, binding.definition.filters)
+
+
+def _respond(binding: Binding[Any]) -> RespondRule:
+    rule = binding.definition.respond
+    assert rule is not None  # the loader binds only respond actions to `respond:`
+    return rule
+
+
+def _apply_order(binding: Binding[Any]) -> int:
+    order = binding.definition.order
+    assert order is not None  # the registry refuses a respond action without one
+    return order
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,16 +158,16 @@ def make_plan(route: Route, settings: UserSettings, client: Selection | None, *,
     one id (`/contacts/{id}`) always fetches `id`, so the answer can be checked to be that record.
     """
     selection = client if client is not None else DEFAULT_SELECTION
-    bindings: list[Binding] = []
+    bindings: list[Binding[Any]] = []
     needs: list[Need] = []
     if names_one_record(route):
         needs.append(Need("id", always=True))
-    restricted = any(RESPOND_RULES[b.action].active(settings) for b in route.respond)
-    undecided: list[Binding] = []
+    restricted = any(_respond(b).active(settings) for b in route.respond)
+    undecided: list[Binding[Any]] = []
     for binding in route.respond:
-        if binding.action is Action.FILTER_CONTACTS and not index:
+        if binding.definition.filters and not index:
             continue
-        rule = RESPOND_RULES[binding.action]
+        rule = _respond(binding)
         if not rule.active(settings):
             continue
         here = _names_at(selection, binding)
@@ -190,7 +196,7 @@ def names_one_record(route: Route) -> bool:
 RECORD = Location((), ".")
 
 
-def _seal_at(undecided: list[Binding]) -> tuple[Location, ...]:
+def _seal_at(undecided: list[Binding[Any]]) -> tuple[Location, ...]:
     """A rule this caller is under that was not decided (its fields not asked for) still has hidden
     values in the backend's etags the client may have asked for: the record's, and those of the
     objects on the way to the rule's location (a task's etag digests its assignee's name). Those are
@@ -206,7 +212,7 @@ def _seal_at(undecided: list[Binding]) -> tuple[Location, ...]:
     return tuple(places)
 
 
-def _names_at(selection: Selection, binding: Binding) -> frozenset[str] | None:
+def _names_at(selection: Selection, binding: Binding[Any]) -> frozenset[str] | None:
     """The field names the client selected at the binding's location (None: location not selected)."""
     if binding.at is None:
         return selected_names(selection)
@@ -218,7 +224,7 @@ def _names_at(selection: Selection, binding: Binding) -> frozenset[str] | None:
     return DEFAULT_NESTED
 
 
-def _needs(binding: Binding, reads: tuple[tuple[str, str | None], ...]) -> list[Need]:
+def _needs(binding: Binding[Any], reads: tuple[tuple[str, str | None], ...]) -> list[Need]:
     if binding.at is None:
         return [Need(name, sub, always=True) for name, sub in reads]
     if len(binding.at.steps) == 1:
@@ -256,7 +262,7 @@ def apply(record: dict[str, Any], decisions: list[Decision]) -> dict[str, Any] |
     """Carry out the decisions (in decide's order) on one record; None when it is filtered out."""
     for decision in decisions:
         step = decision.step
-        if step.action is Action.FILTER_CONTACTS:
+        if step.filters:
             return None
         container = decision.container
         if container is None:

@@ -9,14 +9,12 @@ the shell only calls this. Pure.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from .check import Violation
 from .errors import BadRequestError
 from .facts.settings import UserSettings
-from .policy.model import Action, Binding, Route
-from .rules import RESPOND_RULES
-from .rules.activity_hours import HOURS_FIELDS
-from .rules.billing_rate import RATE_FIELDS
+from .policy.model import Binding, Route
 
 PAGING = frozenset({"fields", "limit", "page_token", "offset"})
 """Parameters that select no records by a value."""
@@ -24,20 +22,13 @@ PAGING = frozenset({"fields", "limit", "page_token", "offset"})
 STUB_FIELDS = frozenset({"id", "type"})
 """What a redacted contact stub keeps (besides the masked name): ordering or filtering by these tells nothing."""
 
-VISIBLE_BY_DEFINITION = frozenset({("matters", "client"), ("matters", "custom_field_values[].contact")})
-"""(family, location) of contacts that 4.0.9 makes visible to whoever sees the record: a matter's client and
-its contact custom fields belong to a matter the caller can see. Ordering matters by their client's name, or
-the matters `query` search (which also matches the client's name), ranks and selects only visible names, so
-both stay allowed; the bindings still stub such a contact should the backend ever disagree."""
-
-
 @dataclass(frozen=True, slots=True)
 class Hidden:
     """Fields a binding hides under one location (`""` is the record itself); `names` None: all but the stub's."""
 
     prefix: str
     names: frozenset[str] | None
-    binding: Binding
+    binding: Binding[Any]
 
     def covers(self, field: str) -> bool:
         rest: str | None = field
@@ -54,22 +45,16 @@ class Hidden:
 
 
 def hidden_fields(route: Route, settings: UserSettings) -> list[Hidden]:
-    """What the route's response rules hide from a caller with these settings."""
+    """What the route's response rules hide from a caller with these settings: each action says what
+    it hides (`ActionDef.hides`); a filter hides nothing (what is left may be ordered freely)."""
     out: list[Hidden] = []
     for binding in route.respond:
-        rule = RESPOND_RULES.get(binding.action)
-        if rule is None or not rule.active(settings):
+        definition = binding.definition
+        if definition.hides is None or definition.respond is None or not definition.respond.active(settings):
             continue
-        prefix = _prefix(binding)
-        if binding.action is Action.REDACT_HOURS:
-            out.append(Hidden(prefix, frozenset(HOURS_FIELDS), binding))
-        elif binding.action is Action.REDACT_RATE:
-            out.append(Hidden(prefix, frozenset(RATE_FIELDS), binding))
-        elif binding.action is Action.REDACT_CONTACT:
-            if binding.at is not None and (route.family, binding.at.text) in VISIBLE_BY_DEFINITION:
-                continue
-            out.append(Hidden(prefix, None, binding))
-        # FILTER_CONTACTS drops hidden records: what is left may be ordered and filtered freely.
+        hiding = definition.hides(binding, route.family)
+        if hiding is not None:
+            out.append(Hidden(_prefix(binding), hiding.names, binding))
     return out
 
 
@@ -105,7 +90,7 @@ def _order_field(part: str) -> str:
     return part.partition("(")[0].strip().lower()
 
 
-def _prefix(binding: Binding) -> str:
+def _prefix(binding: Binding[Any]) -> str:
     if binding.at is None:
         return ""
     return ".".join(key for key, _ in binding.at.steps)

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Final
 
-from .facts.settings import ContactsVisibility, Settings
+from .facts.settings import Settings
+from .rules import contacts
 from .rules.contacts import stub
 
 CONTACT_TYPES = frozenset({"person", "company", "contact"})
@@ -47,7 +48,7 @@ _KEY: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}\Z")
 def may_restrict_contacts(settings: Settings) -> bool:
     """Whether any caller can have restricted contacts: if none can, who_am_i is never asked."""
     entries = [settings.defaults, *settings.roles.values(), *settings.users.values()]
-    return any(e.get("contacts_visibility") == ContactsVisibility.RESTRICTED.value for e in entries)
+    return any(e.get(contacts.SETTING.key) == contacts.RESTRICTED for e in entries)
 
 
 def route_template(segments: tuple[str, ...], base: tuple[str, ...]) -> str:

@@ -15,11 +15,7 @@ from ..errors import ProxyError, UnauthorizedError, UnavailableError
 from ..policy.canonical import encode_query
 from ..policy.model import FactsQuery, PolicySet
 from .cache import SingleFlightCache
-from .settings import (
-    ActivityHoursVisibility,
-    ContactsVisibility,
-    Settings,
-)
+from .settings import Settings
 from .viewer import Viewer
 
 MAX_PAGES = 5000
@@ -84,12 +80,14 @@ class FactsService:
         digest = auth_digest(authorization)
         caller = await self._callers.get(digest, lambda: self._who_am_i(authorization, policies))
         user = settings.for_caller(caller.user_id, caller.roles)
+        # The facts the caller's active rules need (the registry says which), and no others.
+        needed = {fact for rule in settings.registry.rules if rule.active(user) for fact in rule.facts}
         contacts: frozenset[int] | None = None
         responsible: frozenset[int] | None = None
-        if user.activity_hours_visibility is not ActivityHoursVisibility.ALL:
+        if "responsible_matters" in needed:
             matters = await self._matter_facts(digest, authorization, policies)
             responsible = matters.responsible
-        if user.contacts_visibility is ContactsVisibility.RESTRICTED:
+        if "visible_contacts" in needed:
             contacts = await self._contacts.get(
                 digest, lambda: self._visible_contacts(digest, authorization, caller, policies)
             )

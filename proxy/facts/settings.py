@@ -7,45 +7,27 @@ When a caller has several roles that disagree, the most restrictive value wins (
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from ..policy.load import PERMISSIONS
+from ..rules import BUNDLED
+from ..rules.registry import Registry
 from ..yamldoc import Doc, Problems, load_yaml
-
-
-class ContactsVisibility(StrEnum):
-    ALL = "all"
-    RESTRICTED = "restricted"
-
-
-class ActivityHoursVisibility(StrEnum):
-    ALL = "all"
-    OWN_AND_RESPONSIBLE_ATTORNEY = "own_and_responsible_attorney"
-
-
-class BillingRateVisibility(StrEnum):
-    ALL = "all"
-    OWN = "own"
-    NONE = "none"
-
-
-# Each enum's members, least to most restrictive.
-_ENUMS: dict[str, type[StrEnum]] = {
-    "contacts_visibility": ContactsVisibility,
-    "activity_hours_visibility": ActivityHoursVisibility,
-    "billing_rate_visibility": BillingRateVisibility,
-}
-KEYS = (*_ENUMS, "permissions")
 
 
 @dataclass(frozen=True, slots=True)
 class UserSettings:
-    contacts_visibility: ContactsVisibility
-    activity_hours_visibility: ActivityHoursVisibility
-    billing_rate_visibility: BillingRateVisibility
+    """One caller's resolved settings: each rule's setting (in the registry's order), and permissions.
+    Hashable: plans are cached by it."""
+
+    values: tuple[tuple[str, str], ...]
     permissions: frozenset[str]
+
+    def __getitem__(self, key: str) -> str:
+        for name, value in self.values:
+            if name == key:
+                return value
+        raise KeyError(key)
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +36,7 @@ class Settings:
     roles: dict[str, dict[str, Any]]
     users: dict[int, dict[str, Any]]
     source: str
+    registry: Registry = field(default=BUNDLED, compare=False, repr=False)
 
     _resolved: dict[tuple[int, tuple[str, ...]], UserSettings] = field(
         default_factory=dict, compare=False, repr=False
@@ -70,29 +53,26 @@ class Settings:
         return resolved
 
     def _resolve(self, user_id: int, roles: tuple[str, ...]) -> UserSettings:
-        merged = dict(self.defaults)
+        settings = self.registry.settings
+        merged = {s.key: s.default for s in settings.values()}
+        merged.update(self.defaults)
         role_entries = [self.roles[r] for r in roles if r in self.roles]
-        for key in KEYS:
+        for key in (*settings, "permissions"):
             values = [entry[key] for entry in role_entries if key in entry]
             if values:
-                merged[key] = _most_restrictive(key, values)
+                merged[key] = _most_restrictive(self.registry, key, values)
         merged.update(self.users.get(user_id, {}))
-        return UserSettings(
-            ContactsVisibility(merged["contacts_visibility"]),
-            ActivityHoursVisibility(merged["activity_hours_visibility"]),
-            BillingRateVisibility(merged["billing_rate_visibility"]),
-            frozenset(merged["permissions"]),
-        )
+        return UserSettings(tuple((key, str(merged[key])) for key in settings), frozenset(merged["permissions"]))
 
 
-def _most_restrictive(key: str, values: list[Any]) -> Any:
+def _most_restrictive(registry: Registry, key: str, values: list[Any]) -> Any:
     if key == "permissions":
         return frozenset.intersection(*(frozenset(v) for v in values))
-    order = list(_ENUMS[key])
-    return max(values, key=lambda v: order.index(_ENUMS[key](v)))
+    order = registry.settings[key].values
+    return max(values, key=order.index)
 
 
-def load_settings(path: Path) -> Settings:
+def load_settings(path: Path, registry: Registry = BUNDLED) -> Settings:
     """Load and validate the settings file; raise ConfigError listing every problem."""
     problems = Problems()
     doc = load_yaml(path, problems)
@@ -105,12 +85,12 @@ def load_settings(path: Path) -> Settings:
     for key in value:
         if key not in ("defaults", "roles", "users"):
             problems.add(doc.where(key), f"unknown key {key!r} (known: defaults, roles, users)")
-    defaults = _entry(doc, value.get("defaults"), ("defaults",), problems)
-    for key in KEYS:
-        if key not in defaults:
-            problems.add(doc.where("defaults"), f"defaults: must set {key!r}")
+    defaults = _entry(doc, value.get("defaults"), ("defaults",), problems, registry)
+    # A rule's setting may be left out (the rule's default holds); the permissions may not.
+    if "permissions" not in defaults:
+        problems.add(doc.where("defaults"), "defaults: must set 'permissions'")
     roles = {
-        str(name): _entry(doc, entry, ("roles", name), problems)
+        str(name): _entry(doc, entry, ("roles", name), problems, registry)
         for name, entry in _mapping(doc, value.get("roles", {}), ("roles",), problems).items()
     }
     users: dict[int, dict[str, Any]] = {}
@@ -118,9 +98,9 @@ def load_settings(path: Path) -> Settings:
         if not str(name).isdigit():
             problems.add(doc.where("users", name), f"users: {name!r} is not a user id")
             continue
-        users[int(name)] = _entry(doc, entry, ("users", name), problems)
+        users[int(name)] = _entry(doc, entry, ("users", name), problems, registry)
     problems.raise_if_any()
-    return Settings(defaults, roles, users, str(path))
+    return Settings(defaults, roles, users, str(path), registry)
 
 
 def _mapping(doc: Doc, raw: Any, at: tuple[str, ...], problems: Problems) -> dict[str, Any]:
@@ -132,26 +112,29 @@ def _mapping(doc: Doc, raw: Any, at: tuple[str, ...], problems: Problems) -> dic
     return raw
 
 
-def _entry(doc: Doc, raw: Any, at: tuple[str, ...], problems: Problems) -> dict[str, Any]:
+def _entry(
+    doc: Doc, raw: Any, at: tuple[str, ...], problems: Problems, registry: Registry = BUNDLED
+) -> dict[str, Any]:
+    permissions = registry.permissions
     out: dict[str, Any] = {}
     for key, value in _mapping(doc, raw, at, problems).items():
         where = doc.where(*at, key)
         if key == "permissions":
             if not isinstance(value, list):
-                problems.add(where, f"permissions: must be a list of some of {sorted(PERMISSIONS)}")
+                problems.add(where, f"permissions: must be a list of some of {sorted(permissions)}")
                 continue
-            unknown = [v for v in value if v not in PERMISSIONS]
+            unknown = [v for v in value if v not in permissions]
             if unknown:
                 names = ", ".join(repr(v) for v in unknown)
-                problems.add(where, f"permissions: {names} not among {sorted(PERMISSIONS)}")
+                problems.add(where, f"permissions: {names} not among {sorted(permissions)}")
                 continue
             out[key] = frozenset(value)
-        elif key in _ENUMS:
-            allowed = [m.value for m in _ENUMS[key]]
+        elif key in registry.settings:
+            allowed = list(registry.settings[key].values)
             if value not in allowed:
                 problems.add(where, f"{key}: {value!r} is not one of {allowed}")
                 continue
             out[key] = value
         else:
-            problems.add(where, f"unknown key {key!r} (known: {', '.join(KEYS)})")
+            problems.add(where, f"unknown key {key!r} (known: {', '.join((*registry.settings, 'permissions'))})")
     return out

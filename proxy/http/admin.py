@@ -82,7 +82,8 @@ async def policies(request: web.Request) -> web.Response:
                 "respond": [{"rule": b.rule.value, "action": b.action.value,
                              "at": b.at.text if b.at else ".", "seed": b.seed} for b in r.respond],
                 "checks": [{"rule": b.rule.value, "action": b.action.value, "methods": sorted(b.methods),
-                            "status": b.status or None, "seed": b.seed} for b in r.checks],
+                            "status": getattr(b.spec, "status", None) or None,  # a refusing action's spec says
+                            "seed": b.seed} for b in r.checks],
                 "source": r.source,
             }
             for r in loaded.policies.routes

@@ -19,7 +19,7 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from multidict import CIMultiDict
 
-from ..check import Violation, check_hours_edit, check_request, hours_edit_checks
+from ..check import Violation, check_record, check_request, record_checks
 from ..decide import names_one_record
 from ..errors import (
     BadGatewayError,
@@ -94,9 +94,9 @@ async def handle_policed(
     segments = (*segments[:-1], segments[-1] + ".json")  # the matched path, as it is forwarded
     violations = check_request(route, method, match.params, body, viewer)
     violations.extend(check_query(route, method, target.query, viewer.settings))
-    for binding in hours_edit_checks(route, method, body, viewer):
-        activity = await _prefetch(services, segments, authorization)
-        if activity is not None and (v := check_hours_edit(binding, activity, viewer)) is not None:
+    for binding, fields in record_checks(route, method, body, viewer):
+        record = await _prefetch(services, segments, authorization, fields)
+        if record is not None and (v := check_record(binding, record, viewer)) is not None:
             violations.append(v)
     if violations:
         _record_blocked(services, outcome, violations, route.template, method)
@@ -111,7 +111,7 @@ async def handle_policed(
     forward = render_target(segments, query)
     x = Exchange(
         request, services, loaded, route, method, plan.bind(viewer), authorization, fields_text,
-        _count_target(route.template, segments, target.query) if plan.filters else None,
+        _count_target(plan.filters, route.template, segments, target.query) if plan.filters else None,
         public_origin(request, services.config.public_origin), outcome,
         Sealer.of(services.etag_key, auth_digest(authorization), loaded.policies.version),
         record_id=match.params[route.params[-1]] if names_one_record(route) else None,
@@ -222,11 +222,10 @@ def _parse_body(request: web.Request, raw: bytes | None) -> Any:
     return parse_body(raw)
 
 
-async def _prefetch(services: Services, segments: tuple[str, ...], authorization: str) -> Any:
-    """The activity as the backend has it, with what the hours rule reads (for a PATCH check)."""
+async def _prefetch(services: Services, segments: tuple[str, ...], authorization: str, fields: str) -> Any:
+    """The record as the backend has it, with the fields a check reads (an activity, for a PATCH)."""
     try:
-        status, body = await services.upstream.get_json(
-            render_target(segments, (("fields", "id,type,user{id},matter{id}"),)), authorization)
+        status, body = await services.upstream.get_json(render_target(segments, (("fields", fields),)), authorization)
     except ProxyError as exc:
         raise UnavailableError("the activity could not be checked") from exc
     if status == 404:
@@ -279,7 +278,7 @@ def _record_blocked(services: Services, outcome: Outcome, violations: list[Viola
     outcome.blocked = violations[0].binding.rule.value
 
 
-def _note_exercised(request: web.Request, bindings: Iterable[Binding]) -> None:
+def _note_exercised(request: web.Request, bindings: Iterable[Binding[Any]]) -> None:
     """For `redaction-proxy test`, which reports the policy steps no case exercised; serving keeps nothing."""
     seen = request.app.get(EXERCISED)
     if seen is not None:
@@ -296,10 +295,13 @@ def _template_segments(segments: tuple[str | None, ...], params: dict[str, int])
     return tuple(s if s is not None else str(next(ids)) for s in segments)
 
 
-def _count_target(template: str, segments: tuple[str, ...], query: tuple[tuple[str, str], ...]) -> str | None:
-    """None when the visible set itself is the honest count (the unfiltered contacts index)."""
+def _count_target(
+    filtered: Binding[Any], template: str, segments: tuple[str, ...], query: tuple[tuple[str, str], ...]
+) -> str | None:
+    """None when the filter's visible set itself is the honest count (its unfiltered whole index:
+    the contacts index for the contacts filter)."""
     filters = tuple((k, v) for k, v in query if k not in PAGING_PARAMS)
-    if template == "/contacts" and not filters:
+    if filtered.definition.whole_index == template and not filters:
         return None
     return render_target(segments, (("fields", "id"), ("limit", "200"), ("order", "id(asc)"), *filters))
 

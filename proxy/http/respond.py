@@ -314,12 +314,14 @@ async def _rewrite_meta(x: Exchange, meta: Any) -> Any:
             raise UndecidableError("the index record count is not an integer")
         out["records"] = records
     meta = out
-    if "records" in meta and x.plan.filters and x.services.enforce:
-        # Hidden contacts must not be counted: the count over every page, not this one's.
-        assert x.viewer.visible_contacts is not None
+    if "records" in meta and x.plan.filters is not None and x.services.enforce:
+        # Hidden records must not be counted: the count over every page, not this one's, of the
+        # records the filter's rule leaves visible (the contacts filter's visible contacts).
+        visible_of = x.plan.filters.definition.visible
+        assert visible_of is not None  # the registry refuses a filter without it
+        visible = visible_of(x.viewer)
         if x.count_target is None:
-            meta["records"] = len(x.viewer.visible_contacts)
+            meta["records"] = len(visible)
         else:
-            meta["records"] = await x.services.facts.count(x.authorization, x.count_target,
-                                                           x.viewer.visible_contacts)
+            meta["records"] = await x.services.facts.count(x.authorization, x.count_target, visible)
     return meta

@@ -13,17 +13,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
-from .model import Action, Binding, PolicySet, Route
+from .model import Binding, PolicySet, Route
 from .spec import Kind, SpecIndex, template_key
 
 MAX_DEPTH = 2
-_NEEDS: dict[Kind, frozenset[Action]] = {
-    Kind.CONTACT: frozenset({Action.REDACT_CONTACT, Action.FILTER_CONTACTS, Action.HIDE_CONTACT}),
-    Kind.PARTICIPANT: frozenset({Action.REDACT_CONTACT, Action.FILTER_CONTACTS, Action.HIDE_CONTACT}),
-    Kind.TIME_ENTRY: frozenset({Action.REDACT_HOURS}),
-    Kind.RATED: frozenset({Action.REDACT_RATE}),
-}
 
 
 class Status(StrEnum):
@@ -112,12 +107,14 @@ def _route(policies: PolicySet, key: tuple[str | None, ...]) -> Route | None:
     return next((r for r in policies.routes if r.segments == key), None)
 
 
-def _covers(binding: Binding, place: Place) -> bool:
-    if binding.action not in _NEEDS[place.kind] or place.method not in binding.methods:
+def _covers(binding: Binding[Any], place: Place) -> bool:
+    """Whether the binding covers the place: its action covers the place's kind (`ActionDef.covers`)."""
+    definition = binding.definition
+    if place.kind.value not in definition.covers or place.method not in binding.methods:
         return False
-    if binding.action is Action.HIDE_CONTACT:
-        # A contact shown by id (`/contacts/{id}`): the whole answer is refused when it is hidden.
-        return place.at == "." and binding.param is not None and place.template.count("{") == 1
+    if definition.covers_by_id:
+        # A record shown by id (`/contacts/{id}`): the whole answer is refused when it is hidden.
+        return place.at == "." and place.template.count("{") == 1
     at = binding.at.text if binding.at is not None else "."
     return at == place.at
 

@@ -11,38 +11,32 @@ import re
 from pathlib import Path
 from typing import Any
 
-from ..errors import BLOCK_ERRORS
+from ..rules import BUNDLED
+from ..rules.base import SpecReader
+from ..rules.registry import Registry
 from ..yamldoc import Doc, Problems, load_yaml
 from .model import (
-    CHECK_ACTIONS,
-    RESPOND_ACTIONS,
-    Action,
     Binding,
     FactsQuery,
     Location,
+    Name,
     PolicySet,
     Route,
-    Rule,
     Shape,
     Waiver,
 )
 
 METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE"})
-PERMISSIONS = frozenset({"matters", "documents", "contacts", "personal_injury", "billing"})
-FACTS = ("who_am_i", "matters", "relationships", "created_contacts")
+PERMISSIONS = BUNDLED.permissions
+"""The permissions a settings file may grant, with the bundled rules."""
 _SEGMENT = re.compile(r"[a-z_][a-z0-9_]*\Z")
 _PARAM = re.compile(r"\{([a-z_]+)\}\Z")
 _LOCATION = re.compile(r"[a-z_][a-z0-9_]*(\[\])?(\.[a-z_][a-z0-9_]*(\[\])?)?\Z")
-_FIELD = re.compile(r"[a-z_][a-z0-9_]*\Z")
-_TYPE_NAME = re.compile(r"[A-Z][A-Za-z]*\Z")
-PARTICIPANT_NON_CONTACTS = frozenset({"User"})
-"""The public spec's Participant type is Person, Company or User: only User is not a contact."""
-CONTACT_TYPE_NAMES = frozenset({"Person", "Company", "Contact"})
 _FILE_KEYS = {"family", "seed", "checks", "routes", "waive"}
 _WAIVER_KEYS = {"family", "route", "at", "methods", "reason"}
 _ROUTE_KEYS = {"route", "shape", "methods", "respond", "checks", "refreshes_facts"}
-_BINDING_KEYS = {"rule", "action", "at", "participants", "seed", "methods", "status", "param",
-                 "fields", "permission"}
+_BINDING_KEYS = {"rule", "action", "at", "seed", "methods"}
+"""Keys of every policy line; an action's spec adds its own (`ActionDef.params`)."""
 
 
 def bundled_policies() -> Path:
@@ -54,8 +48,9 @@ def bundled_policies() -> Path:
     raise FileNotFoundError("bundled policies not found")
 
 
-def load_policies(directory: Path) -> PolicySet:
-    """Load and compile every *.yaml in `directory`; raise ConfigError listing every problem."""
+def load_policies(directory: Path, registry: Registry = BUNDLED) -> PolicySet:
+    """Load and compile every *.yaml in `directory` against the registry's rules; raise ConfigError
+    listing every problem."""
     problems = Problems()
     files = sorted(directory.glob("*.yaml")) if directory.is_dir() else []
     if not files:
@@ -67,7 +62,7 @@ def load_policies(directory: Path) -> PolicySet:
     if len(facts_docs) != 1:
         problems.add(str(directory), "exactly one file must hold `base` and `facts`")
     else:
-        base, facts = _compile_facts(facts_docs[0], problems)
+        base, facts = _compile_facts(facts_docs[0], problems, registry.fact_queries)
     routes: list[Route] = []
     waivers: list[Waiver] = []
     seen: dict[tuple[str | None, ...], str] = {}
@@ -77,7 +72,7 @@ def load_policies(directory: Path) -> PolicySet:
         waivers.extend(_compile_waivers(doc, problems))
         if isinstance(doc.value, dict) and set(doc.value) == {"waive"}:
             continue  # a file of waivers only
-        for route in _compile_family(doc, problems):
+        for route in _compile_family(doc, problems, registry):
             if route.segments in seen:
                 problems.add(route.source, f"route {route.template} is also defined at {seen[route.segments]}")
             seen[route.segments] = route.source
@@ -87,7 +82,9 @@ def load_policies(directory: Path) -> PolicySet:
     return PolicySet(base, tuple(routes), facts, digest, tuple(f.name for f in files), tuple(waivers))
 
 
-def _compile_facts(doc: Doc, problems: Problems) -> tuple[tuple[str, ...], dict[str, FactsQuery]]:
+def _compile_facts(
+    doc: Doc, problems: Problems, known: tuple[str, ...]
+) -> tuple[tuple[str, ...], dict[str, FactsQuery]]:
     value = doc.value
     _unknown_keys(doc, value, {"base", "facts"}, (), problems)
     base_text = value.get("base")
@@ -100,13 +97,13 @@ def _compile_facts(doc: Doc, problems: Problems) -> tuple[tuple[str, ...], dict[
     if not isinstance(entries, dict):
         problems.add(doc.where("facts"), "facts: must be a mapping")
         return base, facts
-    for name in FACTS:
+    for name in known:
         if name not in entries:
             problems.add(doc.where("facts"), f"facts: missing {name!r}")
     for name, entry in entries.items():
         where = doc.where("facts", name)
-        if name not in FACTS:
-            problems.add(where, f"facts: unknown fact {name!r} (known: {', '.join(FACTS)})")
+        if name not in known:
+            problems.add(where, f"facts: unknown fact {name!r} (known: {', '.join(known)})")
             continue
         if not isinstance(entry, dict):
             problems.add(where, f"facts.{name}: must be a mapping")
@@ -123,7 +120,7 @@ def _compile_facts(doc: Doc, problems: Problems) -> tuple[tuple[str, ...], dict[
     return base, facts
 
 
-def _compile_family(doc: Doc, problems: Problems) -> list[Route]:
+def _compile_family(doc: Doc, problems: Problems, registry: Registry) -> list[Route]:
     value = doc.value
     if not isinstance(value, dict):
         problems.add(doc.where(), "a policy file must be a mapping")
@@ -143,14 +140,14 @@ def _compile_family(doc: Doc, problems: Problems) -> list[Route]:
         return []
     out = []
     for i, entry in enumerate(routes):
-        route = _compile_route(doc, family, i, entry, common, problems)
+        route = _compile_route(doc, family, i, entry, common, problems, registry)
         if route is not None:
             out.append(route)
     return out
 
 
 def _compile_route(
-    doc: Doc, family: str, i: int, entry: Any, common: Any, problems: Problems
+    doc: Doc, family: str, i: int, entry: Any, common: Any, problems: Problems, registry: Registry
 ) -> Route | None:
     at = ("routes", i)
     if not isinstance(entry, dict):
@@ -171,21 +168,21 @@ def _compile_route(
         problems.add(doc.where(*at, "shape"), f"shape: must be one of {', '.join(Shape)}")
         return None
     methods = _methods(doc, entry.get("methods"), at, problems) or frozenset()
-    respond: list[Binding] = []
+    respond: list[Binding[Any]] = []
     for j, raw in enumerate(_list(doc, entry.get("respond", []), (*at, "respond"), problems)):
-        if b := _binding(doc, raw, (*at, "respond", j), RESPOND_ACTIONS, params, methods, problems):
+        if b := _binding(doc, raw, (*at, "respond", j), registry, True, params, methods, problems):
             respond.append(b)
     common_checks = _list(doc, common, ("checks",), problems)
     own_checks = _list(doc, entry.get("checks", []), (*at, "checks"), problems)
     sources: list[tuple[tuple[str | int, ...], Any]] = [(("checks", j), c) for j, c in enumerate(common_checks)]
     sources += [((*at, "checks", j), c) for j, c in enumerate(own_checks)]
-    checks: list[Binding] = []
+    checks: list[Binding[Any]] = []
     for path, raw in sources:
-        if b := _binding(doc, raw, path, CHECK_ACTIONS, params, methods, problems):
+        if b := _binding(doc, raw, path, registry, False, params, methods, problems):
             checks.append(b)
     for b in respond:
-        if b.action is Action.FILTER_CONTACTS and (shape is not Shape.INDEX or b.at is not None):
-            problems.add(b.source, "filter_contacts applies at `.` of an index route only")
+        if b.definition.filters and (shape is not Shape.INDEX or b.at is not None):
+            problems.add(b.source, f"{b.action} applies at `.` of an index route only")
     if shape is Shape.RELAY and respond:
         problems.add(doc.where(*at, "shape"), "a relay route cannot have respond rules")
     refreshes = entry.get("refreshes_facts", False)
@@ -256,30 +253,31 @@ def _binding(
     doc: Doc,
     raw: Any,
     at: tuple[str | int, ...],
-    vocabulary: dict[Action, Rule],
+    registry: Registry,
+    respond: bool,
     params: tuple[str, ...],
     route_methods: frozenset[str],
     problems: Problems,
-) -> Binding | None:
+) -> Binding[Any] | None:
+    """One policy line: the common keys here, the rest read by its action's spec (the rule's)."""
     where = doc.where(*at)
     if not isinstance(raw, dict):
         problems.add(where, "must be a mapping with rule and action")
         return None
-    _unknown_keys(doc, raw, _BINDING_KEYS, at, problems)
-    try:
-        action = Action(str(raw.get("action")))
-    except ValueError:
-        action = None
-    if action is None or action not in vocabulary:
+    vocabulary = registry.respond_actions() if respond else registry.check_actions()
+    found = registry.actions.get(str(raw.get("action")))
+    if found is None or found[1].is_respond is not respond:
+        every = _BINDING_KEYS.union(*(a.params for _, a in registry.actions.values()))
+        _unknown_keys(doc, raw, every, at, problems)
         problems.add(doc.where(*at, "action"), f"action: must be one of {', '.join(vocabulary)}")
         return None
-    try:
-        rule = Rule(str(raw.get("rule")))
-    except ValueError:
-        problems.add(doc.where(*at, "rule"), f"rule: must be one of {', '.join(Rule)}")
+    rule, action = found
+    _unknown_keys(doc, raw, _BINDING_KEYS | action.params, at, problems)
+    if str(raw.get("rule")) not in registry.by_rule:
+        problems.add(doc.where(*at, "rule"), f"rule: must be one of {', '.join(registry.rule_names)}")
         return None
-    if vocabulary[action] is not rule:
-        problems.add(doc.where(*at, "rule"), f"rule: {action} belongs to {vocabulary[action]}, not {rule}")
+    if raw.get("rule") != rule.name:
+        problems.add(doc.where(*at, "rule"), f"rule: {action.name} belongs to {rule.name}, not {raw.get('rule')}")
     seed = raw.get("seed")
     if not isinstance(seed, str) or not seed:
         problems.add(doc.where(*at, "seed"), "seed: must cite the changelog row")
@@ -290,49 +288,11 @@ def _binding(
         methods = _methods(doc, raw["methods"], at, problems) or frozenset()
         if not methods <= route_methods:
             problems.add(doc.where(*at, "methods"), "methods: not all allowed on this route")
-    status = raw.get("status", 0)
-    needs_status = action in (Action.REFUSE_CONTACT_REFERENCE, Action.REFUSE_CONTACT_VALUE, Action.REFUSE_HOURS_EDIT)
-    if needs_status and status not in BLOCK_ERRORS:
-        problems.add(doc.where(*at, "status"), f"status: must be one of {sorted(BLOCK_ERRORS)}")
-    param = raw.get("param")
-    if action is Action.HIDE_CONTACT and param not in params:
-        problems.add(doc.where(*at, "param"), f"param: must name a route parameter {list(params)}")
-    fields = raw.get("fields", [])
-    # refuse_hours_edit always protects the rule's own fields (activity_hours.PROTECTED_FIELDS);
-    # `fields` can only add to them, so a policy line cannot forget one.
-    if action is Action.REFUSE_HOURS_EDIT and (
-        not isinstance(fields, list) or not all(isinstance(f, str) and _FIELD.match(f) for f in fields)
-    ):
-        problems.add(doc.where(*at, "fields"), "fields: must list field names that may not be set")
-        fields = []
-    permission = raw.get("permission")
-    if action is Action.REQUIRE_PERMISSION and permission not in PERMISSIONS:
-        problems.add(doc.where(*at, "permission"), f"permission: must be one of {sorted(PERMISSIONS)}")
-    if action in (Action.REFUSE_CONTACT_REFERENCE, Action.REFUSE_CONTACT_VALUE) and location is None:
+    if action.needs_at and location is None:
         problems.add(doc.where(*at, "at"), "at: must name where the reference lives in the body")
-    participants, non_contacts = _participants(doc, raw.get("participants", False), at, problems)
-    return Binding(rule, action, seed, where, location, participants, methods, int(status or 0),
-                   param, tuple(fields), permission, non_contacts)
-
-
-def _participants(
-    doc: Doc, raw: Any, at: tuple[str | int, ...], problems: Problems
-) -> tuple[bool, frozenset[str]]:
-    """`participants: true` (the API's Participant: only `User` is not a contact) or the list of the
-    exact types that are not contacts at this place (`[User, Calendar]` for attendees)."""
-    if raw is False:
-        return False, frozenset()
-    if raw is True:
-        return True, PARTICIPANT_NON_CONTACTS
-    if (not isinstance(raw, list) or not raw
-            or not all(isinstance(t, str) and _TYPE_NAME.match(t) for t in raw)):
-        problems.add(doc.where(*at, "participants"),
-                     "participants: must be true, false or the list of types that are not contacts")
-        return False, frozenset()
-    if contact_types := sorted(set(raw) & CONTACT_TYPE_NAMES):
-        # Listing a contact type here would let hidden contacts through unjudged.
-        problems.add(doc.where(*at, "participants"), f"participants: {', '.join(contact_types)} are contacts")
-    return True, frozenset(raw) - CONTACT_TYPE_NAMES
+    assert action.spec is not None  # the registry refuses an action without one
+    spec = action.spec(SpecReader(doc, raw, at, problems, params, location, registry.permissions))
+    return Binding(Name(rule.name), Name(action.name), seed, where, location, methods, spec, action)
 
 
 def _location(doc: Doc, raw: Any, at: tuple[str | int, ...], problems: Problems) -> Location | None:

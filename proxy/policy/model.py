@@ -8,43 +8,23 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+if TYPE_CHECKING:
+    from ..rules.base import ActionDef
+
+S = TypeVar("S")
 
 
-class Rule(StrEnum):
-    CONTACTS_VISIBILITY = "contacts_visibility"
-    ACTIVITY_HOURS_VISIBILITY = "activity_hours_visibility"
-    BILLING_RATE_VISIBILITY = "billing_rate_visibility"
-    PERSONAL_INJURY = "personal_injury"
+class Name(str):
+    """A rule's or an action's name. The rules are open (each rule module names its own, the registry
+    collects them), so a name is a string; `.value` reads it as an enum member's would."""
 
+    __slots__ = ()
 
-class Action(StrEnum):
-    # on responses
-    REDACT_CONTACT = "redact_contact"
-    FILTER_CONTACTS = "filter_contacts"
-    REDACT_HOURS = "redact_hours"
-    REDACT_RATE = "redact_rate"
-    # on requests, before anything reaches the backend
-    HIDE_CONTACT = "hide_contact"
-    REFUSE_CONTACT_REFERENCE = "refuse_contact_reference"
-    REFUSE_CONTACT_VALUE = "refuse_contact_value"
-    REFUSE_HOURS_EDIT = "refuse_hours_edit"
-    REQUIRE_PERMISSION = "require_permission"
-
-
-RESPOND_ACTIONS: dict[Action, Rule] = {
-    Action.REDACT_CONTACT: Rule.CONTACTS_VISIBILITY,
-    Action.FILTER_CONTACTS: Rule.CONTACTS_VISIBILITY,
-    Action.REDACT_HOURS: Rule.ACTIVITY_HOURS_VISIBILITY,
-    Action.REDACT_RATE: Rule.BILLING_RATE_VISIBILITY,
-}
-CHECK_ACTIONS: dict[Action, Rule] = {
-    Action.HIDE_CONTACT: Rule.CONTACTS_VISIBILITY,
-    Action.REFUSE_CONTACT_REFERENCE: Rule.CONTACTS_VISIBILITY,
-    Action.REFUSE_CONTACT_VALUE: Rule.CONTACTS_VISIBILITY,
-    Action.REFUSE_HOURS_EDIT: Rule.ACTIVITY_HOURS_VISIBILITY,
-    Action.REQUIRE_PERMISSION: Rule.PERSONAL_INJURY,
-}
+    @property
+    def value(self) -> str:
+        return str.__str__(self)
 
 
 class Shape(StrEnum):
@@ -93,23 +73,19 @@ class Location:
 
 
 @dataclass(frozen=True, slots=True)
-class Binding:
-    """A rule and action bound to a place: a location in records (respond) or in the request (check)."""
+class Binding(Generic[S]):
+    """A rule and action bound to a place: a location in records (respond) or in the request (check),
+    with what the policy line says for its action (`spec`, typed by the action) and the action's
+    definition from the registry (what decides, checks and covers with it)."""
 
-    rule: Rule
-    action: Action
+    rule: Name
+    action: Name
     seed: str
     source: str                       # file:line, for descriptions and errors
-    at: Location | None = None
-    participants: bool = False        # a typed list: entries typed as non-contacts are left alone
-    methods: frozenset[str] = frozenset()
-    status: int = 0
-    param: str | None = None
-    fields: tuple[str, ...] = ()
-    permission: str | None = None
-    non_contacts: frozenset[str] = frozenset()
-    """With `participants`: the exact type spellings that are not contacts here (`User`; `Calendar`
-    for attendees). Every other type, however close, is a contact."""
+    at: Location | None
+    methods: frozenset[str]
+    spec: S
+    definition: ActionDef[S] = field(compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,8 +96,8 @@ class Route:
     params: tuple[str, ...]           # names of the id parameters, in order
     shape: Shape
     methods: frozenset[str]
-    respond: tuple[Binding, ...]
-    checks: tuple[Binding, ...]
+    respond: tuple[Binding[Any], ...]
+    checks: tuple[Binding[Any], ...]
     refreshes_facts: bool
     source: str
 

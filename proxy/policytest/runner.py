@@ -140,9 +140,9 @@ def body_diff(expected: Any, actual: Any) -> str:
     return "\n".join(lines)
 
 
-def policy_steps(policies: PolicySet) -> dict[str, Binding]:
+def policy_steps(policies: PolicySet) -> dict[str, Binding[Any]]:
     """Every binding of the policy set by its source (file:line:col); a family's shared checks once."""
-    steps: dict[str, Binding] = {}
+    steps: dict[str, Binding[Any]] = {}
     for route in policies.routes:
         for binding in (*route.checks, *route.respond):
             steps.setdefault(binding.source, binding)

@@ -1,19 +1,17 @@
-"""The closed vocabulary of rules: one module per seed rule, registered here by action.
+"""The rules: one module per rule, each exporting one `RULE` (`proxy.rules.base.RuleDef`) that says
+everything about it, collected here in the bundled registry.
 
-Adding a kind of rule is one module plus a line in RESPOND_RULES or in `proxy.check`.
+Adding a rule is one module, one line below, and its policy lines and tests.
 """
 
 from __future__ import annotations
 
-from ..policy.model import Action
-from .activity_hours import HoursRedaction
-from .base import RespondRule
-from .billing_rate import RateRedaction
-from .contacts import ContactFilter, ContactRedaction
+from . import activity_hours, billing_rate, contacts, personal_injury
+from .registry import Registry
 
-RESPOND_RULES: dict[Action, RespondRule] = {
-    Action.REDACT_CONTACT: ContactRedaction(),
-    Action.FILTER_CONTACTS: ContactFilter(),
-    Action.REDACT_HOURS: HoursRedaction(),
-    Action.REDACT_RATE: RateRedaction(),
-}
+BUNDLED = Registry((
+    contacts.RULE,
+    activity_hours.RULE,
+    billing_rate.RULE,
+    personal_injury.RULE,
+))

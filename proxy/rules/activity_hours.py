@@ -7,14 +7,33 @@ or the caller is the responsible attorney of its matter.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-from ..errors import UndecidableError
-from ..facts.settings import ActivityHoursVisibility, UserSettings
-from ..facts.viewer import Viewer
-from ..policy.model import Binding, Rule
-from .base import Judge, ref_id
+from ..errors import ProxyError, UndecidableError
+from ..policy.model import Binding
+from .base import (
+    ActionDef,
+    Hiding,
+    Judge,
+    RecordCheck,
+    RuleDef,
+    Setting,
+    SpecReader,
+    body_data,
+    no_spec,
+    read_status,
+    ref_id,
+    refusal,
+)
+
+if TYPE_CHECKING:
+    from ..facts.settings import UserSettings
+    from ..facts.viewer import Viewer
+
+SETTING = Setting("activity_hours_visibility", ("all", "own_and_responsible_attorney"), default="all")
 
 HOURS_FIELDS = (
     "quantity",
@@ -48,7 +67,7 @@ could carry the hours again, so on a hidden entry the allowlist wins."""
 
 
 def restricted(settings: UserSettings) -> bool:
-    return settings.activity_hours_visibility is not ActivityHoursVisibility.ALL
+    return settings[SETTING.key] != "all"
 
 
 def hours_judge(viewer: Viewer) -> Callable[[Any], bool]:
@@ -75,16 +94,15 @@ def hours_judge(viewer: Viewer) -> Callable[[Any], bool]:
 
 
 class HoursRedaction:
-    rule: Rule = Rule.ACTIVITY_HOURS_VISIBILITY
     targets: frozenset[str] | None = frozenset(HOURS_FIELDS) | {"quantity_redacted"}
 
     def active(self, settings: UserSettings) -> bool:
         return restricted(settings)
 
-    def reads(self, binding: Binding, settings: UserSettings) -> tuple[tuple[str, str | None], ...]:
+    def reads(self, binding: Binding[None], settings: UserSettings) -> tuple[tuple[str, str | None], ...]:
         return (("type", None), ("user", "id"), ("matter", "id"))
 
-    def judge(self, binding: Binding, viewer: Viewer) -> Judge:
+    def judge(self, binding: Binding[None], viewer: Viewer) -> Judge:
         return hours_judge(viewer)
 
     def redact(self, obj: dict[str, Any]) -> dict[str, Any]:
@@ -96,3 +114,58 @@ class HoursRedaction:
                 obj[name] = None
         obj["quantity_redacted"] = True
         return obj
+
+
+_FIELD = re.compile(r"[a-z_][a-z0-9_]*\Z")
+
+
+@dataclass(frozen=True, slots=True)
+class Edit:
+    """refuse_hours_edit: the status to refuse with, and fields protected beyond PROTECTED_FIELDS
+    (`fields` can only add to them, so a policy line cannot forget one)."""
+
+    status: int
+    fields: frozenset[str] = frozenset()
+
+
+def _edit_spec(reader: SpecReader) -> Edit:
+    status = read_status(reader)
+    fields = reader.get("fields", [])
+    if not isinstance(fields, list) or not all(isinstance(f, str) and _FIELD.match(f) for f in fields):
+        reader.problem("fields", "fields: must list field names that may not be set")
+        fields = []
+    return Edit(status, PROTECTED_FIELDS.union(fields))
+
+
+def _edit_wanted(binding: Binding[Edit], body: Any, viewer: Viewer) -> bool:
+    """Whether this write sets a protected field: only then is the activity fetched and judged."""
+    if not restricted(viewer.settings) or body is None:
+        return False
+    data = body_data(body)
+    return any(f in data for f in binding.spec.fields)
+
+
+def _edit_refused(binding: Binding[Edit], activity: Any, viewer: Viewer) -> ProxyError | None:
+    if hours_judge(viewer)(activity):
+        return refusal(binding, binding.spec.status, "the hours of this time entry cannot be changed by you")
+    return None
+
+
+def _hides(binding: Binding[None], family: str) -> Hiding:
+    return Hiding(frozenset(HOURS_FIELDS))
+
+
+RULE = RuleDef(
+    "activity_hours_visibility",
+    SETTING,
+    (
+        ActionDef("redact_hours", spec=no_spec, respond=HoursRedaction(), order=2, hides=_hides,
+                  covers=frozenset({"time_entry"})),
+        ActionDef("refuse_hours_edit", frozenset({"status", "fields"}), _edit_spec,
+                  # the activity as the backend has it, with what the hours judgement reads
+                  record_check=RecordCheck("id,type,user{id},matter{id}", _edit_wanted, _edit_refused)),
+    ),
+    restricted,
+    facts=("responsible_matters",),
+)
+"""Activity hours visibility (4.0.8), everything the proxy knows about it."""

@@ -6,31 +6,37 @@ Visibility setting". `own` hides other users' entries, `none` hides all.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import UndecidableError
-from ..facts.settings import BillingRateVisibility, UserSettings
-from ..facts.viewer import Viewer
-from ..policy.model import Binding, Rule
-from .base import Judge, ref_id
+from ..policy.model import Binding
+from .base import ActionDef, Hiding, Judge, RuleDef, Setting, no_spec, ref_id
+
+if TYPE_CHECKING:
+    from ..facts.settings import UserSettings
+    from ..facts.viewer import Viewer
 
 RATE_FIELDS = ("price", "total")
+SETTING = Setting("billing_rate_visibility", ("all", "own", "none"), default="all")
+
+
+def restricted(settings: UserSettings) -> bool:
+    return settings[SETTING.key] != "all"
 
 
 class RateRedaction:
-    rule: Rule = Rule.BILLING_RATE_VISIBILITY
     targets: frozenset[str] | None = frozenset(RATE_FIELDS) | {"redacted"}
 
     def active(self, settings: UserSettings) -> bool:
-        return settings.billing_rate_visibility is not BillingRateVisibility.ALL
+        return restricted(settings)
 
-    def reads(self, binding: Binding, settings: UserSettings) -> tuple[tuple[str, str | None], ...]:
-        if settings.billing_rate_visibility is BillingRateVisibility.NONE:
+    def reads(self, binding: Binding[None], settings: UserSettings) -> tuple[tuple[str, str | None], ...]:
+        if settings[SETTING.key] == "none":
             return ()
         return (("user", "id"),)
 
-    def judge(self, binding: Binding, viewer: Viewer) -> Judge:
-        none = viewer.settings.billing_rate_visibility is BillingRateVisibility.NONE
+    def judge(self, binding: Binding[None], viewer: Viewer) -> Judge:
+        none = viewer.settings[SETTING.key] == "none"
         me = viewer.user_id
 
         def hidden(obj: Any) -> bool:
@@ -45,3 +51,20 @@ class RateRedaction:
             obj.pop(name, None)
         obj["redacted"] = True
         return obj
+
+
+def _hides(binding: Binding[None], family: str) -> Hiding:
+    return Hiding(frozenset(RATE_FIELDS))
+
+
+RULE = RuleDef(
+    "billing_rate_visibility",
+    SETTING,
+    (
+        # after hours: `total` is removed, not left null
+        ActionDef("redact_rate", spec=no_spec, respond=RateRedaction(), order=3, hides=_hides,
+                  covers=frozenset({"rated"})),
+    ),
+    restricted,
+)
+"""Billing rate visibility (4.0.5), everything the proxy knows about it."""

@@ -15,7 +15,7 @@ from yarl import URL
 from proxy.config import build_config
 from proxy.http.admin import make_admin_app
 from proxy.http.app import ProxyRunner, make_app
-from proxy.http.state import SERVICES, Services
+from proxy.http.state import SERVICES, Loaded, Services
 from proxy.log import make_logger
 from proxy.serve import load
 
@@ -62,8 +62,11 @@ async def start_proxy(
     *,
     policies: Path | None = None,
     mode: str = "enforce",
+    loaded: Loaded | None = None,
     **options: Any,
 ) -> RunningProxy:
+    """The real proxy; `loaded` (policies and settings compiled by the caller, e.g. against a registry
+    with a rule added) replaces what `policies` and `settings` would load."""
     namespace = argparse.Namespace(
         upstream=str(upstream).rstrip("/"), settings=str(settings), mode=mode,
         policies=str(policies or POLICIES), listen="127.0.0.1:1", admin_listen="127.0.0.1:2",
@@ -71,7 +74,7 @@ async def start_proxy(
     )
     config = build_config(namespace, environ={})
     logs = io.StringIO()
-    app = make_app(config, load(config.policies, config.settings), logger=make_logger(logs, "debug"))
+    app = make_app(config, loaded or load(config.policies, config.settings), logger=make_logger(logs, "debug"))
     server = ProxyTestServer(app, port=0)
     await server.start_server(keepalive_timeout=config.client_header_timeout)
     admin = TestServer(make_admin_app(app), port=0)
