@@ -17,7 +17,7 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 
-from proxy.demo_backend import REQUESTS_KEY, Firm, generate_firm, make_app
+from demo_backend import REQUESTS_KEY, Firm, generate_firm, make_app
 from proxy.rules.activity_hours import HOURS_FIELDS
 from tests.support.harness import RunningProxy, start_app, start_proxy
 
