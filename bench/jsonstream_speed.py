@@ -17,7 +17,7 @@ import orjson
 # Run from a checkout without installing: the package lives one directory up.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from proxy.jsonstream import IndexSplitter  # noqa: E402
+from proxy.jsonstream import IndexSplitter
 
 CHUNK = 64 * 1024
 WORDS = ["call", "ACME", "Q3", "budget", "renewal", "Zoë", "Müller", "naïve", "façade", "東京", "🚀", "]", "}", "{"]

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from peers.redact import CALLER as RESTRICTED_USER  # the caller the peers redact for is the one checked
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -43,6 +44,8 @@ sys.path.insert(0, str(ROOT))
 BIN = ROOT / ".venv" / "bin"
 MITM_VENV = Path(os.environ.get("MITM_VENV", "/tmp/mitm-venv"))
 SETTINGS = ROOT / "deploy" / "demo-settings.yaml"
+PEERS = ROOT / "bench" / "peers"  # the mitmproxy addon and the floor relay, importing peers.redact from bench/
+PEERS_ENV = {**os.environ, "PYTHONPATH": str(PEERS.parent)}
 CLIENT_CORE, SERVER_CORE = "0", "1"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -53,11 +56,8 @@ FIELDS = ("id,etag,type,date,quantity,rounded_quantity,quantity_in_hours,rounded
           "contingency_fee,note,created_at,updated_at,matter{id,display_number},user{id,name},"
           "activity_description{id,name},expense_category{id,name},vendor{id,name,type},calendar_entry,"
           "communication,task")
-HOUR_FIELDS = ("quantity", "rounded_quantity", "quantity_in_hours", "rounded_quantity_in_hours", "total",
-               "non_billable_total")
 PAGE_BYTES = 100_000
 BLOB_BYTES = 102_400
-RESTRICTED_USER = 2
 BIG_TIMEOUT = 600
 
 
@@ -80,12 +80,12 @@ def free_port() -> int:
 class Proc:
     """A child started by this script, stopped by its own pid only."""
 
-    def __init__(self, name: str, argv: list[str], logdir: Path, core: str) -> None:
+    def __init__(self, name: str, argv: list[str], logdir: Path, core: str, env: dict[str, str] | None = None) -> None:
         self.name = name
         self.log = logdir / f"{name}.log"
         with self.log.open("ab") as out:
             self.popen = subprocess.Popen(["taskset", "-c", core, *argv], stdout=out, stderr=subprocess.STDOUT,
-                                          stdin=subprocess.DEVNULL, cwd=ROOT, start_new_session=True)
+                                          stdin=subprocess.DEVNULL, cwd=ROOT, start_new_session=True, env=env)
         RUNNING.append(self)
 
     @property
@@ -307,72 +307,6 @@ def check_page(body: bytes, limit: int, restricted: bool, what: str) -> dict[str
     return doc  # type: ignore[no-any-return]
 
 
-PEER_REDACT = '''
-import orjson
-
-HOURS = {hours!r}
-CALLER = {caller}
-
-
-def redact(body):
-    """The restricted caller's redaction of an activities page, hard-coded: no policy, no facts."""
-    doc = orjson.loads(body)
-    for activity in doc.get("data", []):
-        if (activity.get("user") or {}).get("id") == CALLER:
-            continue
-        if activity.get("type") == "TimeEntry":
-            for key in HOURS:
-                if key in activity:
-                    activity[key] = None
-            activity["quantity_redacted"] = True
-        activity.pop("price", None)
-        activity.pop("total", None)
-        activity["redacted"] = True
-    return orjson.dumps(doc)
-'''.replace("{hours!r}", repr(HOUR_FIELDS)).replace("{caller}", str(RESTRICTED_USER))
-
-MITM_ADDON = PEER_REDACT + f'''
-
-def response(flow):
-    """The Python peer: the same redaction work as the proxy does for token-2, as a mitmproxy addon."""
-    if flow.request.headers.get("authorization") != "Bearer token-{RESTRICTED_USER}":
-        return
-    if not flow.request.path.startswith("/api/v4/activities") or flow.response.status_code != 200:
-        return
-    flow.response.content = redact(flow.response.content)
-'''
-
-FLOOR_RELAY = PEER_REDACT + f'''
-
-# The floor of any Python redaction relay: aiohttp in and out, orjson loads, the redaction above, orjson
-# dumps, and nothing else (no policy, no facts, no checks, no header hygiene, no logs).
-import sys
-
-import aiohttp
-from aiohttp import web
-
-UPSTREAM, PORT = sys.argv[1], int(sys.argv[2])
-
-
-async def handle(request):
-    auth = request.headers.get("Authorization", "")
-    async with request.app["session"].get(UPSTREAM + request.path_qs, headers={{"Authorization": auth}}) as r:
-        body = await r.read()
-    if r.status == 200 and request.path.startswith("/api/v4/activities") and auth == "Bearer token-{RESTRICTED_USER}":
-        body = redact(body)
-    return web.Response(status=r.status, body=body, content_type="application/json")
-
-
-async def start(app):
-    app["session"] = aiohttp.ClientSession()
-
-
-app = web.Application()
-app.on_startup.append(start)
-app.router.add_route("GET", "/{{tail:.*}}", handle)
-web.run_app(app, host="127.0.0.1", port=PORT, access_log=None, print=None)
-'''
-
 NGINX_CONF = """
 worker_processes 1;
 user root root;
@@ -463,22 +397,19 @@ def throughput(stack: Stack, seconds: int) -> tuple[list[WrkResult], dict[str, b
     check(status == 200 and nblob == expected_blob, "nginx blob")
 
     mitm_port = free_port()
-    addon = tmp / "addon.py"
-    addon.write_text(MITM_ADDON)
+    addon = PEERS / "mitm_addon.py"
     mitm = Proc("mitmdump", [str(MITM_VENV / "bin" / "mitmdump"), "--mode", f"reverse:http://127.0.0.1:{cp}",
                              "--listen-host", "127.0.0.1", "--listen-port", str(mitm_port), "-s", str(addon),
                              "-q", "--set", f"confdir={tmp}/mitm-conf", "--set", "termlog_verbosity=error",
-                             "--set", "flow_detail=0"], tmp, SERVER_CORE)
+                             "--set", "flow_detail=0"], tmp, SERVER_CORE, env=PEERS_ENV)
     wait_ready(mitm_port, "/_demo/health", mitm)
     status, mbody = get(mitm_port, page, auth(2))
     check(status == 200, f"mitmproxy page: status {status}")
     check_page(mbody, limit, restricted=True, what="mitmproxy page token-2")
 
     floor_port = free_port()
-    floor_script = tmp / "floor_relay.py"
-    floor_script.write_text(FLOOR_RELAY)
-    floor = Proc("floor", [str(BIN / "python"), str(floor_script), f"http://127.0.0.1:{cp}", str(floor_port)], tmp,
-                 SERVER_CORE)
+    floor = Proc("floor", [str(BIN / "python"), "-m", "peers.floor_relay", f"http://127.0.0.1:{cp}", str(floor_port)],
+                 tmp, SERVER_CORE, env=PEERS_ENV)
     wait_ready(floor_port, "/_demo/health", floor)
     status, fbody = get(floor_port, page, auth(2))
     check(status == 200, f"floor relay page: status {status}")

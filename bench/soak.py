@@ -243,7 +243,7 @@ async def main() -> int:
             [
                 sys.executable,
                 "-m",
-                "proxy.demo_backend",
+                "demo_backend",
                 "--listen",
                 f"127.0.0.1:{backend_port}",
                 "--scale",

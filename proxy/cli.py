@@ -291,7 +291,7 @@ def _test(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
 
 
 def _demo_backend(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
-    from .demo_backend.cli import parse_listen, run
+    from demo_backend.cli import parse_listen, run
 
     raw, names = resolve(DEMO_BACKEND_OPTIONS, args, environ)
     problems = []

@@ -14,8 +14,6 @@ from pathlib import Path
 from aiohttp import web
 
 from .config import build_config
-from .demo_backend import generate_firm
-from .demo_backend import make_app as make_backend_app
 from .serve import load, serve
 
 TRY = """
@@ -55,6 +53,9 @@ def run_demo(args: argparse.Namespace) -> int:
 
 
 async def _demo(args: argparse.Namespace) -> int:
+    from demo_backend import generate_firm  # lazy: the proxy package imports the demo backend only to run it
+    from demo_backend import make_app as make_backend_app
+
     backend = web.AppRunner(make_backend_app(generate_firm(scale=1)), access_log=None)
     await backend.setup()
     host, _, port = args.backend_listen.rpartition(":")

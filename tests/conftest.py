@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 
 import aiohttp
@@ -23,7 +23,7 @@ RESTRICTED = {
 }
 
 
-def write_settings(directory: Path, users: dict[int, dict[str, object]]) -> Path:
+def write_settings(directory: Path, users: Mapping[int, Mapping[str, object]]) -> Path:
     path = directory / "settings.yaml"
     path.write_text(yaml.safe_dump({
         "defaults": ALL,

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from proxy.demo_backend.model import Record
+from demo_backend.model import Record
 from tests.test_rules_demo import ADA, CONTACT_TYPES, Stack, make_stack, visible_contacts
 
 

@@ -13,8 +13,12 @@ import argparse
 import fnmatch
 import hashlib
 import json
+import os
 import re
 import shlex
+import shutil
+import subprocess
+import sys
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,7 +67,8 @@ def only(path: Path, kind: str) -> dict[str, Any]:
 
 def compose_services() -> dict[str, dict[str, Any]]:
     doc = yaml.safe_load(COMPOSE.read_text())
-    return doc["services"]
+    services: dict[str, dict[str, Any]] = doc["services"]
+    return services
 
 
 def dockerfile() -> list[tuple[str, str]]:
@@ -151,7 +156,7 @@ def built_from_our_dockerfile(service: dict[str, Any]) -> bool:
     build = service.get("build")
     if isinstance(build, dict):
         target = (COMPOSE.parent / build.get("context", ".") / build.get("dockerfile", "Dockerfile")).resolve()
-        return target == DOCKERFILE.resolve()
+        return bool(target == DOCKERFILE.resolve())
     return is_proxy_image(service.get("image", ""))
 
 
@@ -196,7 +201,11 @@ def all_invocations() -> list[Invocation]:
 
 def subcommands() -> dict[str, argparse.ArgumentParser]:
     parser = build_parser()
-    return parser._subparsers._group_actions[0].choices  # type: ignore[union-attr]
+    # argparse has no public accessor for the subparsers it holds
+    actions = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    assert len(actions) == 1
+    choices: dict[str, argparse.ArgumentParser] = actions[0].choices
+    return choices
 
 
 def flag_value(argv: list[str], flag: str) -> str | None:
@@ -696,6 +705,20 @@ def test_config_checksum_rolls_pods_on_configmap_change(path: Path) -> None:
     annotations = only(path, "Deployment")["spec"]["template"]["metadata"].get("annotations", {})
     assert annotations.get("checksum/config") == config_checksum(path), (
         f"{path.name}: checksum/config is stale: run `{REGENERATE}`")
+
+
+@pytest.mark.skipif(shutil.which("kubectl") is None, reason="update-policies.sh renders the ConfigMap with kubectl")
+def test_the_policies_configmaps_are_what_update_policies_writes(tmp_path: Path) -> None:
+    """The copies are generated, not hand-kept: the script, run on a copy of the checkout, writes the
+    committed manifests byte for byte (the tests above refuse a stale copy even without kubectl)."""
+    shutil.copytree(REPO / "policies", tmp_path / "policies")
+    shutil.copytree(DEPLOY, tmp_path / "deploy")
+    ran = subprocess.run(["sh", "deploy/kubernetes/update-policies.sh"], cwd=tmp_path, capture_output=True, text=True,
+                         env={**os.environ, "PYTHON": sys.executable}, timeout=120)
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    for path in k8s_files():
+        assert (tmp_path / path.relative_to(REPO)).read_text() == path.read_text(), (
+            f"{path.name} is not what `{REGENERATE}` writes: run it")
 
 
 def test_config_checksum_moves_with_the_settings(tmp_path: Path) -> None:

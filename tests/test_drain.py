@@ -10,6 +10,7 @@ import os
 import signal
 import time
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 from aiohttp import web
@@ -92,7 +93,8 @@ async def one_run(run: int, upstream: str, settings: Path) -> None:
         during: list[tuple[int | None, int | None, int | None]] = []
         while not server.done():
             polls = asyncio.gather(admin_status("/readyz"), admin_status("/healthz"), admin_status("/metrics"))
-            await asyncio.wait([polls, server], return_when=asyncio.FIRST_COMPLETED)
+            waiting: list[asyncio.Future[Any]] = [polls, server]
+            await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
             if not polls.done():
                 # Connected as the admin listener closed: in a real process, exiting closes it.
                 polls.cancel()

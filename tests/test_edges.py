@@ -236,7 +236,9 @@ async def test_a_restricted_caller_may_order_and_filter_by_what_it_sees(
     assert len(rig.script.forwarded) == 1
 
 
-async def test_hours_only_restriction_still_allows_ordering_by_price(tmp_path: Path, http: aiohttp.ClientSession) -> None:
+async def test_hours_only_restriction_still_allows_ordering_by_price(
+    tmp_path: Path, http: aiohttp.ClientSession
+) -> None:
     from tests.conftest import ALL, write_settings
 
     settings = write_settings(tmp_path, {2: {**ALL, "activity_hours_visibility": "own_and_responsible_attorney"}})

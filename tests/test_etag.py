@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
+from demo_backend.shapes import refresh_etag
 from proxy.config import ConfigValueError, build_config
-from proxy.demo_backend.shapes import refresh_etag
 from proxy.etag import IfMatch, Sealer, forwarded_if_match, parse_if_match
 from proxy.facts.service import auth_digest
 from tests.support.harness import start_proxy

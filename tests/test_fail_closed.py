@@ -159,7 +159,8 @@ async def test_small_deep_bodies_are_refused_too(rig: Rig, http: aiohttp.ClientS
 
 async def test_the_checked_body_is_the_body_forwarded(rig: Rig, http: aiohttp.ClientSession) -> None:
     rig.script.default_answer = (201, {"data": {"id": 1}})
-    raw = b'{ "data" : {"vendor": {"id": "900"}, "price": 12345678901234567890.123, "n": 123456789012345678901234567890, "note": "caf\\u00e9"} }'
+    raw = (b'{ "data" : {"vendor": {"id": "900"}, "price": 12345678901234567890.123, '
+           b'"n": 123456789012345678901234567890, "note": "caf\\u00e9"} }')
     async with http.post(rig.url("/api/v4/activities.json"), headers={**AUTH, "Content-Type": "application/json"},
                          data=raw) as r:
         assert r.status == 201, await r.text()
@@ -208,7 +209,8 @@ async def _double_gzip(request: web.Request) -> web.Response:
 
 
 async def _malformed(request: web.Request) -> web.Response:
-    return web.Response(body=b'{"data": [{"id": 950, "name": "' + CANARY.encode() + b'"},', content_type="application/json")
+    return web.Response(body=b'{"data": [{"id": 950, "name": "' + CANARY.encode() + b'"},',
+                        content_type="application/json")
 
 
 async def _record_not_object(request: web.Request) -> web.Response:
@@ -433,7 +435,9 @@ async def test_an_unknown_caller_gets_401(rig: Rig, http: aiohttp.ClientSession)
 
 
 @pytest.mark.parametrize("query", ["contact_id=950", "ids[]=950", "vendor_id=950", "matter_id=500"])
-async def test_a_write_cannot_move_a_reference_into_the_query(rig: Rig, http: aiohttp.ClientSession, query: str) -> None:
+async def test_a_write_cannot_move_a_reference_into_the_query(
+    rig: Rig, http: aiohttp.ClientSession, query: str
+) -> None:
     async with http.post(rig.url(f"/api/v4/notes.json?fields=id&{query}"),
                          headers={**AUTH, "Content-Type": "application/json"}, data=b'{"data":{"subject":"s"}}') as r:
         assert r.status == 400

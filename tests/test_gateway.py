@@ -11,6 +11,7 @@ import subprocess
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import orjson
@@ -155,8 +156,10 @@ async def test_upstream_tls_is_verified_both_ways(
     pki: Path, tls_backend: tuple[str, Script], settings_file: Path, http: aiohttp.ClientSession, what: str
 ) -> None:
     origin, scripted = tls_backend
-    options = ({"upstream_cert": pki / "client.pem", "upstream_key": pki / "client.key"} if what.startswith("no CA")
-               else {"upstream_ca": pki / "ca.pem"})
+    options: dict[str, Any] = (
+        {"upstream_cert": pki / "client.pem", "upstream_key": pki / "client.key"} if what.startswith("no CA")
+        else {"upstream_ca": pki / "ca.pem"}
+    )
     proxy = await start_proxy(origin, settings_file, **options)
     try:
         async with http.get(proxy.url.with_path(UNPOLICED), headers=ADA) as r:
@@ -167,7 +170,7 @@ async def test_upstream_tls_is_verified_both_ways(
 
 
 async def test_upstream_tls_settings_are_checked(pki: Path, settings_file: Path) -> None:
-    cases = [
+    cases: list[tuple[str, dict[str, Any], str]] = [
         ("http://127.0.0.1:1", {"upstream_ca": pki / "ca.pem"}, "--upstream-ca: need an https --upstream"),
         ("https://127.0.0.1:1", {"upstream_cert": pki / "client.pem"}, "--upstream-cert and --upstream-key go"),
         ("https://127.0.0.1:1", {"upstream_ca": pki / "nope.pem"}, "--upstream-ca: '"),

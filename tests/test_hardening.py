@@ -27,14 +27,14 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from proxy.demo_backend import REQUESTS_KEY, Firm, generate_firm, make_app
+from demo_backend import REQUESTS_KEY, Firm, generate_firm, make_app
 from tests.support.harness import POLICIES, RunningProxy, start_app, start_proxy
 from tests.support.process import ProxyProcess, free_port, spawn_proxy
+from tests.support.raw import response as http_response
 from tests.support.scripted import Script, is_facts_query, make_scripted_app
 from tests.support.wire import (
     Exchange,
     exchange,
-    http_response,
     request,
     rss_mb,
     rst_close,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 import tracemalloc
 from collections.abc import Iterable, Iterator
@@ -15,6 +16,7 @@ from hypothesis import strategies as st
 from proxy.jsonstream import Element, EnvelopeError, IndexSplitter, Member
 
 Json = Any
+Envelope = tuple[bytes, list[Json], list[tuple[str, Json]]]  # body, its data elements, its other members
 
 
 # --- helpers ---------------------------------------------------------------------------------
@@ -22,7 +24,7 @@ Json = Any
 
 def chunked(body: bytes, cuts: Iterable[int]) -> list[bytes]:
     points = sorted({0, len(body), *(c for c in cuts if 0 <= c <= len(body))})
-    return [body[a:b] for a, b in zip(points, points[1:])]
+    return [body[a:b] for a, b in itertools.pairwise(points)]
 
 
 def every(body: bytes, size: int) -> list[bytes]:
@@ -130,7 +132,7 @@ OBJECTS = st.dictionaries(TEXT, VALUES, max_size=5)
 
 
 @st.composite
-def envelopes(draw: st.DrawFn) -> tuple[bytes, list[Json], list[tuple[str, Json]]]:
+def envelopes(draw: st.DrawFn) -> Envelope:
     data = draw(st.lists(st.one_of(OBJECTS, VALUES), max_size=6))
     meta = {"paging": {"next": draw(TEXT)}, "records": len(data)}
     extra = draw(st.dictionaries(TEXT.filter(lambda k: k not in ("data", "meta")), VALUES, max_size=2))
@@ -145,7 +147,7 @@ def envelopes(draw: st.DrawFn) -> tuple[bytes, list[Json], list[tuple[str, Json]
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(envelopes(), st.data())
-def test_round_trip_in_random_chunks(env: tuple[bytes, list[Json], list[tuple[str, Json]]], data: st.DataObject) -> None:
+def test_round_trip_in_random_chunks(env: Envelope, data: st.DataObject) -> None:
     body, expected_data, expected_members = env
     cuts = data.draw(st.lists(st.integers(0, len(body)), max_size=30))
     out = split(chunked(body, cuts))
@@ -157,7 +159,7 @@ def test_round_trip_in_random_chunks(env: tuple[bytes, list[Json], list[tuple[st
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(envelopes(), st.data())
-def test_every_prefix_is_incomplete(env: tuple[bytes, list[Json], list[tuple[str, Json]]], data: st.DataObject) -> None:
+def test_every_prefix_is_incomplete(env: Envelope, data: st.DataObject) -> None:
     body, expected_data, _ = env
     end = body.rindex(b"}") + 1
     cuts = data.draw(st.lists(st.integers(0, len(body)), max_size=5))
@@ -196,7 +198,7 @@ def mutate(body: bytes, data: st.DataObject) -> bytes:
 
 @settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(envelopes(), st.data())
-def test_mutated_bodies_never_change_meaning(env: tuple[bytes, list[Json], list[tuple[str, Json]]], data: st.DataObject) -> None:
+def test_mutated_bodies_never_change_meaning(env: Envelope, data: st.DataObject) -> None:
     """Accepting a broken body is fine only if orjson then rejects a piece, or the body means the same."""
     mutated = mutate(env[0], data)
     cuts = data.draw(st.lists(st.integers(0, len(mutated)), max_size=10))
@@ -322,7 +324,9 @@ def test_not_an_object(body: bytes) -> None:
     rejects(every(body, 1), "not a JSON object")
 
 
-@pytest.mark.parametrize("body", [b"", b"   ", b"{", b'{"data"', b'{"data":[1', b'{"data":[1]', b'{"data":["ab\\', b'{"data":[1],"m":12'])
+@pytest.mark.parametrize(
+    "body", [b"", b"   ", b"{", b'{"data"', b'{"data":[1', b'{"data":[1]', b'{"data":["ab\\', b'{"data":[1],"m":12']
+)
 def test_truncated(body: bytes) -> None:
     rejects([body], "ends early")
 
@@ -387,7 +391,8 @@ def test_large_element_in_small_chunks() -> None:
 
 @pytest.mark.parametrize(
     "body",
-    [b'{"data":[{]}', b'{"data":[[}]}', b'{"data":[{"a":[1}]}', b'{"data":[[1]]]}', b'{"data":[{"a":1}}]}', b'{"data":[1]]}', b'{"data":[}'],
+    [b'{"data":[{]}', b'{"data":[[}]}', b'{"data":[{"a":[1}]}', b'{"data":[[1]]]}', b'{"data":[{"a":1}}]}',
+     b'{"data":[1]]}', b'{"data":[}'],
 )
 def test_mismatched_brackets(body: bytes) -> None:
     with pytest.raises(EnvelopeError):

@@ -13,8 +13,8 @@ from aiohttp import web
 from tests.conftest import RESTRICTED, write_settings
 from tests.support.harness import start_app
 from tests.support.process import spawn_proxy
-from tests.support.wire import rss_mb
 from tests.support.scripted import Script, make_scripted_app
+from tests.support.wire import rss_mb
 
 
 async def test_sigterm_drains_in_flight_requests(settings_file: Path) -> None:

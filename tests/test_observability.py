@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 from aiohttp import web
@@ -28,11 +29,13 @@ async def scrape(proxy: RunningProxy, http: aiohttp.ClientSession) -> tuple[str,
     return text, samples
 
 
-def sample(samples: dict[tuple[str, str], float], name: str, **labels: str) -> float | None:
-    return samples.get((name, json.dumps(labels, sort_keys=True)))
+def sample(samples: dict[tuple[str, str], float], name: str, **labels: str) -> float:
+    value = samples.get((name, json.dumps(labels, sort_keys=True)))
+    assert value is not None, f"no sample {name} {labels}"
+    return value
 
 
-def request_lines(proxy: RunningProxy) -> list[dict[str, object]]:
+def request_lines(proxy: RunningProxy) -> list[dict[str, Any]]:
     return [json.loads(line) for line in proxy.log_lines() if '"event":"request"' in line]
 
 

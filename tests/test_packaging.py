@@ -38,3 +38,19 @@ def test_wheel_carries_and_finds_the_bundled_policies(tmp_path: Path) -> None:
                              text=True, env={**os.environ, "PYTHONPATH": str(site)}, timeout=60)
     assert covered.returncode == 0, covered.stdout[-2000:] + covered.stderr
     assert str(site) in covered.stdout  # the policy steps named are the wheel's own files
+    # The demo backend is a sibling top-level package of the same wheel, runnable on its own.
+    assert "demo_backend/__init__.py" in names and "demo_backend/__main__.py" in names
+    assert not any(n.startswith("proxy/demo_backend/") for n in names)
+    helped = subprocess.run([sys.executable, "-m", "demo_backend", "--help"], cwd=tmp_path, capture_output=True,
+                            text=True, env={**os.environ, "PYTHONPATH": str(site)}, timeout=60)
+    assert helped.returncode == 0 and "--listen" in helped.stdout, helped.stderr
+
+
+def test_proxy_imports_the_demo_backend_only_to_run_it() -> None:
+    """Serving, checking and the CLI itself load no demo code; only `demo` and `demo-backend` import it, lazily."""
+    probe = ("import sys, proxy.cli, proxy.serve, proxy.demo, proxy.policytest.command; "
+             "print(sorted(m for m in sys.modules if m.split('.')[0] == 'demo_backend'))")
+    found = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, timeout=60,
+                           env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert found.returncode == 0, found.stderr
+    assert found.stdout.strip() == "[]"

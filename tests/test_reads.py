@@ -186,7 +186,7 @@ async def test_an_all_visible_caller_still_gets_the_backends_records(
 
 # --- class 6: shapes the policy does not expect are refused ---------------------------------------
 
-ODD_SHAPES = [
+ODD_SHAPES: list[tuple[str, dict[str, Any]]] = [
     ("/api/v4/matters.json?fields=id,custom_field_values{id,contact}",
      {"id": 500, "custom_field_values": [[{"id": "c", "contact": HIDDEN}]]}),
     ("/api/v4/matters.json?fields=id,custom_field_values{id,contact}",

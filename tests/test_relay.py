@@ -10,7 +10,6 @@ import pytest
 
 from tests.support.harness import start_app, start_proxy
 from tests.support.raw import read_request, response, start_raw
-from tests.support.scripted import Script, make_scripted_app
 
 
 async def test_headers_are_cleaned_both_ways(settings_file: Path, http: aiohttp.ClientSession) -> None:

@@ -95,7 +95,7 @@ async def test_a_configmap_swap_is_picked_up_a_broken_one_refused_and_a_settings
         config.update({"settings.yaml": settings_bytes({2: RESTRICTED})})
 
         async def settings_moved() -> bool:
-            return (await admin_json(proxy, "/readyz"))[1]["settings_version"] != first["settings_version"]
+            return bool((await admin_json(proxy, "/readyz"))[1]["settings_version"] != first["settings_version"])
 
         await wait_for(settings_moved)
         status, ready = await admin_json(proxy, "/readyz")

@@ -21,9 +21,9 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 
+from demo_backend import Firm, generate_firm, make_app
 from proxy.cli import main
 from proxy.config import ConfigValueError
-from proxy.demo_backend import Firm, generate_firm, make_app
 from proxy.report import Report
 from tests.conftest import RESTRICTED, write_settings
 from tests.support.harness import RunningProxy, start_app, start_proxy

@@ -17,8 +17,7 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 
-from proxy.demo_backend import REQUESTS_KEY, Firm, generate_firm, make_app
-from proxy.rules.activity_hours import HOURS_FIELDS
+from demo_backend import REQUESTS_KEY, Firm, generate_firm, make_app
 from tests.support.harness import RunningProxy, start_app, start_proxy
 
 RITA = {"Authorization": "Bearer token-2"}
@@ -236,7 +235,8 @@ async def test_concurrent_cold_requests_share_one_facts_crawl(stack: Stack) -> N
     results = await asyncio.gather(*(stack.get("/api/v4/contacts.json?fields=id&limit=5") for _ in range(50)))
     assert all(status == 200 for status, _ in results)
     who = [r for r in stack.received if "who_am_i" in r.path_qs]
-    matters = [r for r in stack.received if r.path_qs.startswith("/api/v4/matters.json") and "responsible_attorney" in r.path_qs]
+    matters = [r for r in stack.received
+               if r.path_qs.startswith("/api/v4/matters.json") and "responsible_attorney" in r.path_qs]
     relationships = [r for r in stack.received if r.path_qs.startswith("/api/v4/relationships.json")]
     assert len(who) == 1 and len(relationships) == 1 and len(matters) == 1
 
@@ -259,7 +259,8 @@ async def test_dry_run_answers_as_the_backend_and_logs_one_summary_of_its_decisi
     _, direct = await dry.get(path, base=base)
     assert status == 200 and through["data"] == direct["data"]
     hidden = [(i, k, j) for i, c in enumerate(direct["data"]) for k in ("senders", "receivers")
-              for j, p in enumerate(c[k]) if p["type"] in CONTACT_TYPES and p["id"] not in visible_contacts(dry.firm, 2)]
+              for j, p in enumerate(c[k])
+              if p["type"] in CONTACT_TYPES and p["id"] not in visible_contacts(dry.firm, 2)]
     hidden_names = {direct["data"][i][k][j]["name"] for i, k, j in hidden}
     lines = [json.loads(line) for line in dry.proxy.log_lines()]
     assert not [e for e in lines if e["event"] == "decision"]  # no line per decision by default

@@ -9,7 +9,7 @@ import aiohttp
 import orjson
 from aiohttp import web
 
-from proxy.demo_backend import generate_firm, make_app
+from demo_backend import generate_firm, make_app
 from tests.support.harness import start_app, start_proxy
 from tests.support.scripted import Script, make_scripted_app
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from proxy.demo_backend import Firm, generate_firm, make_app
+from demo_backend import Firm, generate_firm, make_app
 
 ClientFactory = Callable[..., Awaitable[TestClient[Any, Any]]]
 

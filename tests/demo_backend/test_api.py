@@ -9,7 +9,7 @@ from typing import Any
 from aiohttp.test_utils import TestClient
 from yarl import URL
 
-from proxy.demo_backend import Firm
+from demo_backend import Firm
 
 from .conftest import auth
 

@@ -12,7 +12,7 @@ import orjson
 import pytest
 from aiohttp.test_utils import TestClient
 
-from proxy.demo_backend import FAULTS_KEY, Fault, Faults
+from demo_backend import FAULTS_KEY, Fault, Faults
 
 from .conftest import auth
 

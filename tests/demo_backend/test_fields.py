@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from proxy.demo_backend.fields import DEFAULT_SPEC, FieldsError, parse_fields, project
+from demo_backend.fields import DEFAULT_SPEC, FieldsError, parse_fields, project
 
 RECORD = {
     "id": 1, "etag": '"e"', "name": "X", "client": {"id": 5, "name": "C", "type": "Person"},

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from proxy.demo_backend import generate_firm
-from proxy.demo_backend.model import STORE_NAMES
+from demo_backend import generate_firm
+from demo_backend.model import STORE_NAMES
 
 
 def test_same_scale_and_seed_give_an_equal_firm() -> None:

@@ -7,7 +7,7 @@ from typing import Any
 import orjson
 from aiohttp.test_utils import TestClient
 
-from proxy.demo_backend import REQUESTS_KEY, RecordedRequest
+from demo_backend import REQUESTS_KEY, RecordedRequest
 
 from .conftest import auth
 

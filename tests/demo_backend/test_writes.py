@@ -6,7 +6,7 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient
 
-from proxy.demo_backend import Firm
+from demo_backend import Firm
 
 from .conftest import auth
 

@@ -112,8 +112,9 @@ def parse_responses(data: bytes, head_requests: frozenset[int] = frozenset()) ->
             out.append(RawResponse(status, parts[2] if len(parts) > 2 else b"", headers, bytes(body), complete))
         elif "content-length" in lower:
             length = int(lower["content-length"])
-            body = data[pos : pos + length]
-            out.append(RawResponse(status, parts[2] if len(parts) > 2 else b"", headers, body, len(body) == length))
+            payload = data[pos : pos + length]
+            reason = parts[2] if len(parts) > 2 else b""
+            out.append(RawResponse(status, reason, headers, payload, len(payload) == length))
             pos += length
         else:
             out.append(RawResponse(status, parts[2] if len(parts) > 2 else b"", headers, data[pos:], False))

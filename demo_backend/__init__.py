@@ -1,7 +1,7 @@
 """The demo legacy backend: a deterministic fake Clio Manage v4 server that knows matter access only.
 
 It knows none of the newer visibility rules, which is what the proxy is for; tests, benchmarks and the
-demo run it in-process (`make_app`) or as a subprocess (`python -m proxy.demo_backend`).
+demo run it in-process (`make_app`) or as a subprocess (`python -m demo_backend`).
 """
 
 from .app import make_app
