@@ -248,3 +248,26 @@ def test_a_broken_candidate_stops_the_start_naming_it(tmp_path: Path, capsys: py
                  "--shadow-settings", str(broken), "--listen", "127.0.0.1:0"], environ={})
     assert code == 2
     assert "shadow:" in capsys.readouterr().err
+
+
+async def test_a_candidate_needing_a_field_the_live_request_lacks_is_undecidable_and_adds_nothing(
+    tmp_path: Path, http: aiohttp.ClientSession
+) -> None:
+    firm = generate_firm(scale=1)
+    backend = await start_app(make_app(firm))
+    settings = write_settings(tmp_path, {})
+    (tmp_path / "c").mkdir()
+    candidate = write_settings(tmp_path / "c", {3: {"billing_rate_visibility": "own"}})  # reads user{id}
+    proxy = await start_proxy(backend.make_url("/"), settings, shadow_settings=candidate)
+    try:
+        async with http.get(f"{proxy.url}/api/v4/activities.json?fields=id,price,total&limit=20",
+                            headers=auth(3)) as r:
+            assert r.status == 200
+        assert differences(proxy) == {("/activities", "-", "undecidable"): 1}
+        # Known before any record was read (from the plans), not found missing in the first record.
+        assert events(proxy, "shadow")[0]["differences"][0]["paths"] == []
+        asked = [q.path_qs for q in backend.app[REQUESTS_KEY] if q.path_qs.startswith("/api/v4/activities")]
+        assert asked and all("user" not in q for q in asked)  # the live request was not augmented for it
+    finally:
+        await proxy.close()
+        await backend.close()
