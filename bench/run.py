@@ -429,6 +429,14 @@ def throughput(stack: Stack, seconds: int) -> tuple[list[WrkResult], dict[str, b
     nginx.stop()
     mitm.stop()
     floor.stop()
+    # The cost of shadowing: the same proxy with a candidate deciding beside the live set on every record.
+    plain = {user: orjson.loads(get(stack.proxy_port, page, auth(user))[1])["data"] for user in (1, 2)}
+    shadow = start_shadow_proxy(stack, page, plain)
+    rows += [
+        wrk(tmp, "shadow, token-1 (cand.)", url(stack.proxy_port, page), 1, seconds, shadow),
+        wrk(tmp, "shadow, token-2 (restr.)", url(stack.proxy_port, page), 2, seconds, shadow),
+    ]
+    shadow.stop()
     proxy.stop()
     stack.proxy = None
     by = {r.name: r for r in rows}
@@ -457,6 +465,31 @@ def throughput(stack: Stack, seconds: int) -> tuple[list[WrkResult], dict[str, b
     for name, ok in targets.items():
         print(f"  [{verdict(ok)}] {name}")
     return rows, targets, limit
+
+
+SHADOW_USER_1 = {"activity_hours_visibility": "own_and_responsible_attorney", "billing_rate_visibility": "none"}
+
+
+def start_shadow_proxy(stack: Stack, page: str, plain: dict[int, Any]) -> Proc:
+    """The proxy with --shadow-settings: the candidate restricts token-1 too (hours and rates), so it
+    decides on every record of token-1's page (which the live set passes as the backend's bytes) and
+    token-2's. Checks the answers are the plain proxy's and that the candidate's differences are counted."""
+    import yaml
+
+    candidate = yaml.safe_load(SETTINGS.read_text())
+    candidate["users"]["1"] = SHADOW_USER_1
+    path = stack.tmp / "shadow-settings.yaml"
+    path.write_text(yaml.safe_dump(candidate))
+    proxy = stack.start_proxy("--shadow-settings", str(path), name="proxy-shadow")
+    for user in (1, 2):
+        status, body = get(stack.proxy_port, page, auth(user))
+        # Redacted records carry the proxy's own etags, keyed per process: compared without them.
+        check(status == 200 and _no_etags(orjson.loads(body)["data"]) == _no_etags(plain[user]),
+              f"shadow proxy page token-{user} differs from the plain proxy's")
+    _, metrics = get(stack.admin_port, "/metrics")
+    check(b'redaction_proxy_shadow_differences_total{kind="would_redact_only_shadow"' in metrics,
+          "the shadow proxy counted no difference for token-1")
+    return proxy
 
 
 # --- 2. big bodies --------------------------------------------------------------------------------
@@ -777,10 +810,39 @@ def busy_share(seconds: float = 1.0) -> float:
     return 1 - (idle1 - idle0) / max(total1 - total0, 1)
 
 
+def _no_etags(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _no_etags(v) for k, v in value.items() if k != "etag"}
+    if isinstance(value, list):
+        return [_no_etags(v) for v in value]
+    return value
+
+
+def smoke_shadow() -> int:
+    """The shadow row's server, started and checked against the plain proxy, without measuring anything."""
+    with tempfile.TemporaryDirectory(prefix="redaction-bench-") as tmpdir:
+        try:
+            stack = Stack(Path(tmpdir))
+            stack.start_backend(1)
+            page = f"/api/v4/activities.json?limit=50&fields={fields_query()}"
+            stack.start_proxy()
+            plain = {user: orjson.loads(get(stack.proxy_port, page, auth(user))[1])["data"] for user in (1, 2)}
+            start_shadow_proxy(stack, page, plain)
+            print("shadow row: the proxy starts, answers as the plain one and counts the candidate's differences")
+        finally:
+            stop_all()
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="3 s wrk runs instead of 10 s")
+    parser.add_argument("--smoke-shadow", action="store_true",
+                        help="only start the demo backend and the shadow row's proxy, check its answers, stop "
+                             "(no wrk, no nginx: seconds, not minutes)")
     args = parser.parse_args()
+    if args.smoke_shadow:
+        return smoke_shadow()
     preflight()
     os.sched_setaffinity(0, {int(CLIENT_CORE)})
     seconds = 3 if args.quick else 10

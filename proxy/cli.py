@@ -259,7 +259,7 @@ def _serve(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     from aiohttp import http_parser
 
     from .memory import keep_heap_slack
-    from .serve import load, serve
+    from .serve import load_config, serve
 
     if http_parser.HttpRequestParser is http_parser.HttpRequestParserPy:
         # aiohttp's two parsers disagree on what a valid request is (lower-case methods, HTTP/3.0,
@@ -269,7 +269,7 @@ def _serve(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
                       "without extensions); the proxy refuses to run on the more lenient pure-Python parser"])
     try:
         config = build_config(args, environ)
-        loaded = load(config.policies, config.settings)
+        loaded = load_config(config)
     except (ConfigValueError, ConfigError) as exc:
         return _fail(exc.problems)
     keep_heap_slack()

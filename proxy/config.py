@@ -106,6 +106,11 @@ SERVE_OPTIONS = (
            "listener can explain (0: none)"),
     Option("--watch-interval", "5", "seconds between checks of the policy and settings files for changes "
            "(a ConfigMap update included), reloading them when they change; 0 turns watching off"),
+    Option("--shadow-policies", None, "a candidate policy directory decided beside the live one on the same "
+           "requests and answers, never applied: its differences are counted, logged and reported "
+           "(default: no candidate; with only --shadow-settings, the live policies)"),
+    Option("--shadow-settings", None, "the candidate's settings file (default: --settings); given alone, it "
+           "shadows a settings change under the live policies"),
 )
 MIN_ETAG_KEY = 32
 
@@ -144,6 +149,12 @@ class RunConfig:
     decision_log_sample: float = 0.0
     decisions_ring: int = 1000
     watch_interval: float = 5.0
+    shadow_policies: Path | None = None
+    shadow_settings: Path | None = None
+
+    @property
+    def shadowing(self) -> bool:
+        return self.shadow_policies is not None or self.shadow_settings is not None
 
 
 class ConfigValueError(Exception):
@@ -276,6 +287,8 @@ def build_config(args: argparse.Namespace, environ: Mapping[str, str] = os.envir
         decision_log_sample=_rate(raw["decision_log_sample"], names["decision_log_sample"], problems),
         decisions_ring=int(number("decisions_ring", int, -1)),
         watch_interval=number("watch_interval", float, -1),
+        shadow_policies=Path(raw["shadow_policies"]) if raw["shadow_policies"] else None,
+        shadow_settings=Path(raw["shadow_settings"]) if raw["shadow_settings"] else None,
     )
     if config.watch_interval < 0:
         problems.append("--watch-interval: must be 0 (off) or more")

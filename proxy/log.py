@@ -22,6 +22,8 @@ ALLOWED_KEYS = frozenset({
     "user_id", "decided",
     # operability (issue 12): what is loaded, who asked, what it cost, how a reload or drain went
     "settings_version", "client", "bytes_in", "bytes_out", "trigger", "in_flight",
+    # the candidate set (issue 11, --shadow-policies): where it differs, as (route, rule, kind, count, paths)
+    "differences", "shadow_policy_version", "shadow_settings_version",
 })
 
 

@@ -53,6 +53,7 @@ class Metrics:
     reload_successful: Gauge
     reload_timestamp: Gauge
     reloads: Counter
+    shadow_differences: Counter
 
     @classmethod
     def create(cls) -> Metrics:
@@ -100,6 +101,10 @@ class Metrics:
                   registry=registry),
             Counter("redaction_proxy_config_reloads", "Reloads of policies and settings, by outcome",
                     ["outcome"], registry=registry),
+            # Kinds are proxy.shadow.Kind; routes the templates of the two sets (or `unmatched`).
+            Counter("redaction_proxy_shadow_differences", "Decisions and refusals where the candidate policy "
+                    "set (--shadow-policies) differs from the live one", ["route", "rule", "kind"],
+                    registry=registry),
         )
 
     def set_loaded(self, policy_version: str, settings_version: str, mode: str) -> None:

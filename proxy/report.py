@@ -88,6 +88,8 @@ class Report:
         self.policed = 0
         self.rows: dict[tuple[str, str, str, str], Row] = {}
         self.refusals: dict[tuple[str, str], Row] = {}  # (route, outcome): undecidable or refused
+        self.shadow: dict[tuple[str, str, str], Row] = {}  # (route, rule, kind): the candidate set differs
+        self.shadow_versions: set[str] = set()
         self.users = BoundedSet(TOTAL_USERS_CAP)
         self.modes: set[str] = set()
         self.versions: set[str] = set()
@@ -98,7 +100,7 @@ class Report:
 
     def add(self, event: Mapping[str, Any]) -> None:
         kind = event.get("event")
-        if kind not in ("decisions", "blocked", "request"):
+        if kind not in ("decisions", "blocked", "request", "shadow"):
             return
         stamp = event.get("timestamp")
         if isinstance(stamp, str):
@@ -110,6 +112,9 @@ class Report:
         user_id = event.get("user_id")
         if kind == "request":
             self._request(event, mode, route, request_id, user_id)
+            return
+        if kind == "shadow":
+            self._shadow(event, request_id, user_id)
             return
         self._affected(request_id, user_id)
         if kind == "decisions":
@@ -147,6 +152,17 @@ class Report:
         self._affected(request_id, user_id)
         self._count(self.refusals, (route, outcome), request_id, user_id, 1)
 
+    def _shadow(self, event: Mapping[str, Any], request_id: str | None, user_id: Any) -> None:
+        """What the candidate set would have done otherwise: hypothetical, so not counted as affected."""
+        version = event.get("shadow_policy_version")
+        if isinstance(version, str) and len(self.shadow_versions) < MAX_VERSIONS:
+            self.shadow_versions.add(version)
+        for entry in event.get("differences") or ():
+            if isinstance(entry, Mapping):
+                records = entry.get("records")
+                key = (str(entry.get("route")), str(entry.get("rule")), str(entry.get("kind")))
+                self._count(self.shadow, key, request_id, user_id, records if isinstance(records, int) else 0)
+
     def _affected(self, request_id: str | None, user_id: Any) -> None:
         self.users.add(user_id)
         if request_id is not None and request_id in self._recent:
@@ -158,7 +174,7 @@ class Report:
     def _count(self, rows: dict[Any, Row], key: Any, request_id: str | None, user_id: Any, records: int) -> None:
         row = rows.get(key)
         if row is None:
-            if len(self.rows) + len(self.refusals) >= MAX_ROWS:
+            if len(self.rows) + len(self.refusals) + len(self.shadow) >= MAX_ROWS:
                 self.overflow += 1
                 return
             row = rows[key] = Row()
@@ -177,6 +193,8 @@ class Report:
                                ("refused", ("refused", "would_refuse"))):
             totals[name] = sum(r["records"] for r in rows if r["outcome"] in outcomes)
         totals["undecidable_or_refused"] = sum(r["requests"] for r in refusals)
+        shadow = [_row(row, route=k[0], rule=k[1], kind=k[2]) for k, row in sorted(self.shadow.items())]
+        totals["shadow_differences"] = sum(r["records"] for r in shadow)
         return {
             "mode": _one(modes),
             "policy_version": _one(versions),
@@ -184,6 +202,8 @@ class Report:
             "until": self.last_seen if self.since is None else now_iso(),
             "rows": rows,
             "undecidable_or_refused": refusals,
+            "shadow_policy_version": _one(self.shadow_versions),
+            "shadow_differences": shadow,
             "totals": totals,
             "users_capped": self.users.capped,
             "overflow_events": self.overflow,

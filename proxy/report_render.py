@@ -9,6 +9,7 @@ from typing import Any
 
 _COLUMNS = ("route", "rule", "action", "outcome", "records", "requests", "users", "examples")
 _REFUSAL_COLUMNS = ("route", "outcome", "requests", "users", "examples")
+_SHADOW_COLUMNS = ("route", "rule", "kind", "records", "requests", "users", "examples")
 _TOTALS = (
     ("requests", "requests seen"), ("policed_requests", "on policed routes"),
     ("affected_requests", "requests affected"), ("users", "distinct users affected"),
@@ -57,6 +58,16 @@ def render_html(report: dict[str, Any]) -> str:
         "<h2>Undecidable or refused by the proxy</h2>",
         _table("refusals", _REFUSAL_COLUMNS, report["undecidable_or_refused"]),
     ]
+    shadow = report.get("shadow_differences") or []
+    if shadow or report.get("shadow_policy_version"):
+        parts += [
+            "<h2>Shadow differences</h2>",
+            '<p class="meta">Where the candidate policy set <b id="shadow-policy-version">'
+            f'{escape(str(report.get("shadow_policy_version") or "unknown"))}</b> decided otherwise than the '
+            "live one (never applied): <code>only_shadow</code> the candidate alone, <code>only_live</code> "
+            "the live set alone.</p>",
+            _table("shadow", _SHADOW_COLUMNS, shadow, totals_row=True),
+        ]
     notes = []
     if report.get("users_capped"):
         notes.append("distinct users past the counting cap: user counts are lower bounds")
@@ -113,6 +124,9 @@ def render_table(report: dict[str, Any]) -> str:
     if report["undecidable_or_refused"]:
         lines += ["", "Undecidable or refused by the proxy:"]
         lines.extend(_text_table(_REFUSAL_COLUMNS, report["undecidable_or_refused"]))
+    if report.get("shadow_differences"):
+        lines += ["", f"Shadow differences (candidate policy version {report.get('shadow_policy_version')}):"]
+        lines.extend(_text_table(_SHADOW_COLUMNS, report["shadow_differences"]))
     totals = report["totals"]
     lines += ["", "Totals:"]
     lines.extend(f"  {label}: {int(totals.get(key, 0))}" for key, label in _TOTALS)

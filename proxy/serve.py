@@ -11,6 +11,7 @@ import hashlib
 import os
 import signal
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +61,23 @@ def load(policies: Path | None, settings: Path, specs: list[SpecIndex] | None = 
     return Loaded(compiled, loaded_settings, settings_version)
 
 
+def load_shadow(config: RunConfig) -> Loaded | None:
+    """The candidate set of --shadow-policies/--shadow-settings (each defaulting to the live one's), or None."""
+    if not config.shadowing:
+        return None
+    return load(config.shadow_policies or config.policies, config.shadow_settings or config.settings)
+
+
+def load_config(config: RunConfig) -> Loaded:
+    """The live set with its candidate beside it; at start-up a broken candidate stops the proxy too."""
+    loaded = load(config.policies, config.settings)
+    try:
+        shadow = load_shadow(config)
+    except ConfigError as exc:
+        raise ConfigError([f"shadow: {p}" for p in exc.problems]) from exc
+    return replace(loaded, shadow=shadow)
+
+
 async def serve(
     config: RunConfig, loaded: Loaded, *, logger: Any = None,
     started: Callable[[web.AppRunner], Awaitable[None]] | None = None,
@@ -91,7 +109,9 @@ async def serve(
             raise OSError(exc.errno, f"cannot listen on {host}:{port}: {reason}") from None
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
-    reloader = Reloader(app, lambda: load(config.policies, config.settings), config.policies, config.settings)
+    reloader = Reloader(app, lambda: load(config.policies, config.settings), config.policies, config.settings,
+                        shadow=(lambda: load_shadow(config)) if config.shadowing else None,
+                        shadow_files=(config.shadow_policies, config.shadow_settings or config.settings))
     watching = (asyncio.create_task(reloader.watch(config.watch_interval))
                 if config.watch_interval > 0 else None)
 

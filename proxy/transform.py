@@ -19,10 +19,12 @@ from .policy.model import Location
 
 Seal = Callable[[str], str]
 """The backend's etag of a record -> the proxy's tag for it (`proxy.etag.Sealer.record_tag`)."""
+Observe = Callable[[Any, str], None]
+"""Shown each record (and its JSON path) before anything changes it: the candidate set decides there."""
 
 
 def transform_record(
-    record: Any, path: str, bound: Bound, *, enforce: bool, seal: Seal | None = None
+    record: Any, path: str, bound: Bound, *, enforce: bool, seal: Seal | None = None, observe: Observe | None = None
 ) -> tuple[dict[str, Any] | None, list[Decision]]:
     """The record to send (None: filtered out) and the decisions taken on it.
 
@@ -33,6 +35,8 @@ def transform_record(
     """
     if not isinstance(record, dict):
         raise UndecidableError("a record is not an object")
+    if observe is not None:
+        observe(record, path)
     plan = bound.plan
     if enforce and plan.shape is not None:
         shape_record(record, plan.shape)
@@ -86,21 +90,31 @@ def _changed(record: dict[str, Any], decisions: list[Decision], seal_at: tuple[L
 
 
 def transform_element(
-    raw: bytes, path: str, bound: Bound, *, enforce: bool, seal: Seal | None = None
+    raw: bytes, path: str, bound: Bound, *, enforce: bool, seal: Seal | None = None, observe: Observe | None = None
 ) -> tuple[bytes | None, list[Decision]]:
     """Like transform_record, over the raw bytes of one element of an index body."""
     plan = bound.plan
     if not plan.touches:
         check_record(raw)  # nothing to decide or strip: the backend's own bytes, once validated
+        if observe is not None:
+            observe(parsed_or_none(raw), path)  # parsed for the observer only; the bytes go out as they came
         return raw, []
     try:
         record = orjson.loads(raw)
     except orjson.JSONDecodeError:
         raise UndecidableError("a record is not valid JSON") from None
     refuse_repeated_keys(raw, record, "a record")
-    out, decisions = transform_record(record, path, bound, enforce=enforce, seal=seal)
+    out, decisions = transform_record(record, path, bound, enforce=enforce, seal=seal, observe=observe)
     if out is None:
         return None, decisions
     if not enforce and not plan.strips:
         return raw, decisions  # dry-run changes nothing: the backend's own bytes
     return orjson.dumps(out), decisions
+
+
+def parsed_or_none(raw: bytes) -> Any:
+    """A record's value, or None when orjson refuses what msgspec accepted (an integer wider than 64 bits)."""
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None

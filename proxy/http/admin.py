@@ -22,12 +22,19 @@ async def healthz(request: web.Request) -> web.Response:
 def loaded_versions(services: Services) -> dict[str, Any]:
     """What is serving and how the last reload went (a failed one keeps the old set serving)."""
     current, last = services.live.current, services.live.reload
-    return {
+    out: dict[str, Any] = {
         "policy_version": current.policies.version,
         "settings_version": current.settings_version,
         "last_reload": {"successful": last.ok, "at": last.at, "trigger": last.trigger,
                         "problems": list(last.problems)},
     }
+    shadow, shadow_last = current.shadow, services.live.shadow_reload
+    if shadow is not None and shadow_last is not None:
+        # The candidate (--shadow-policies): decided beside the live set, never applied.
+        out["shadow"] = {"policy_version": shadow.policies.version, "settings_version": shadow.settings_version,
+                         "last_reload": {"successful": shadow_last.ok, "at": shadow_last.at,
+                                         "trigger": shadow_last.trigger, "problems": list(shadow_last.problems)}}
+    return out
 
 
 async def readyz(request: web.Request) -> web.Response:

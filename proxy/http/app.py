@@ -44,8 +44,9 @@ def make_app(config: RunConfig, loaded: Loaded, *, logger: Any = None) -> web.Ap
         on_lookup=lambda cache, hit: metrics.facts_cache.labels(cache, "hit" if hit else "miss").inc(),
         on_crawl_started=lambda fact: metrics.facts_crawls.labels(fact).inc(),
     )
+    live = Live(loaded, shadow_reload=ReloadStatus(True, time.time(), "start") if loaded.shadow else None)
     services = Services(
-        config, Live(loaded), upstream, facts, metrics,
+        config, live, upstream, facts, metrics,
         VersionedLogger(logger if logger is not None else make_logger(level=config.log_level)),
         InFlight(config.max_in_flight),
         # Unset, a random key: tags verify only at this process, so If-Match with another replica's
@@ -151,6 +152,18 @@ def reload_failed(app: web.Application, problems: tuple[str, ...], trigger: str)
     current = services.live.current
     services.log.error("reload_failed_keeping_old_config", trigger=trigger, problems=list(problems),
                        policy_version=current.policies.version, settings_version=current.settings_version)
+
+
+def shadow_reloaded(app: web.Application, status: ReloadStatus) -> None:
+    """How the candidate set's reload went; a failed one keeps the old candidate deciding, and says so."""
+    services = app[SERVICES]
+    services.live.shadow_reload = status
+    services.metrics.reloads.labels("shadow_success" if status.ok else "shadow_failure").inc()
+    if not status.ok:
+        shadow = services.live.current.shadow
+        services.log.error("shadow_reload_failed_keeping_old_candidate", trigger=status.trigger,
+                           problems=list(status.problems),
+                           shadow_policy_version=shadow.policies.version if shadow else None)
 
 
 def _announce(services: Services, status: ReloadStatus) -> None:

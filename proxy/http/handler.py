@@ -22,10 +22,12 @@ from ..errors import (
 )
 from ..policy.canonical import canonicalise
 from ..sentinel import SentinelMode
+from ..shadow import NO_RULE, route_difference
 from .headers import check_host, check_request_headers, request_id
 from .policed import handle_policed
 from .relay import relay
 from .rollout import record_request
+from .shadowing import Candidate, flush_shadow
 from .state import SERVICES, Loaded, Outcome
 
 ALLOWED_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
@@ -86,6 +88,7 @@ async def handle(request: web.Request) -> web.StreamResponse:
             user_id=outcome.user_id,
         )
         record_request(services, outcome, loaded.policies.version)
+        flush_shadow(services, outcome, loaded, outcome.method)
     if response is not None and not response.prepared:
         response.headers["X-Request-Id"] = outcome.request_id
     return response
@@ -102,6 +105,7 @@ async def _route(request: web.Request, outcome: Outcome, live: Loaded) -> web.St
     check_host(request)
     target = canonicalise(request.raw_path)
     segments = target.match_segments
+    candidate = _candidate(live, segments, request.method, outcome)
     if not live.policies.policed(segments):
         outcome.route = "passthrough"
         scanned = live if services.config.sentinel is not SentinelMode.OFF else None
@@ -121,11 +125,25 @@ async def _route(request: web.Request, outcome: Outcome, live: Loaded) -> web.St
     try:
         async with asyncio.timeout(services.config.request_timeout) as deadline:
             request[_DEADLINE] = deadline
-            return await handle_policed(request, services, live, match, target, outcome)
+            return await handle_policed(request, services, live, match, target, outcome, candidate)
     except TimeoutError:
         raise GatewayTimeoutError("the request took longer than the proxy allows") from None
     finally:
         del request[_DEADLINE]  # an answer prepared after this point is past the deadline's scope
+
+
+def _candidate(live: Loaded, segments: tuple[str, ...], method: str, outcome: Outcome) -> Candidate | None:
+    """The candidate set, when it routes the request as the live set does; a routing difference (one
+    set polices what the other relays or refuses) is counted, and then no body is decided for it."""
+    shadow = live.shadow
+    if shadow is None:
+        return None
+    differs = route_difference(live.policies, shadow.policies, segments, method)
+    if differs is not None:
+        outcome.shadow_of().add(differs[0], [(NO_RULE, differs[1], "")])
+        return None
+    match = shadow.policies.match(segments) if shadow.policies.policed(segments) else None
+    return Candidate(shadow, match.route) if match is not None else None
 
 
 _DEADLINE = web.RequestKey("request_deadline", asyncio.Timeout)

@@ -36,16 +36,19 @@ from ..errors import (
 )
 from ..etag import IfMatch, Sealer, forwarded_if_match, parse_if_match
 from ..facts.service import auth_digest
+from ..facts.viewer import Viewer
 from ..policy.canonical import CanonicalTarget, render_target
 from ..policy.fields import parse_fields, render_fields
 from ..policy.model import Binding, Match, Shape
 from ..query_check import check_query
+from ..shadow import NO_RULE, Kind
 from ..writebody import check_content_type, encode_body, parse_body
 from .exchange import Exchange
 from .headers import client_response_headers, mark_private, upstream_request_headers
 from .links import copy_link_headers, public_origin
 from .relay import pass_on, relay
 from .respond import respond_index, respond_show
+from .shadowing import Candidate, RecordShadow, candidate_viewer, compare_checks
 from .state import EXERCISED, Loaded, Outcome, Services
 from .upstream import read_capped, read_limited
 
@@ -56,7 +59,7 @@ PAGING_PARAMS = frozenset({"fields", "limit", "page_token", "order"})
 
 async def handle_policed(
     request: web.Request, services: Services, loaded: Loaded, match: Match, target: CanonicalTarget,
-    outcome: Outcome,
+    outcome: Outcome, candidate: Candidate | None = None,
 ) -> web.StreamResponse:
     route = match.route
     method = "GET" if request.method == "HEAD" else request.method
@@ -94,10 +97,18 @@ async def handle_policed(
     segments = (*segments[:-1], segments[-1] + ".json")  # the matched path, as it is forwarded
     violations = check_request(route, method, match.params, body, viewer)
     violations.extend(check_query(route, method, target.query, viewer.settings))
+    fetched: dict[str, Any] = {}  # the records record checks read, by fields: fetched once for both sets
     for binding, fields in record_checks(route, method, body, viewer):
-        record = await _prefetch(services, segments, authorization, fields)
+        if fields not in fetched:
+            fetched[fields] = await _prefetch(services, segments, authorization, fields)
+        record = fetched[fields]
         if record is not None and (v := check_record(binding, record, viewer)) is not None:
             violations.append(v)
+    shadow_viewer = None
+    if candidate is not None:
+        shadow_viewer = await candidate_viewer(services, authorization, loaded, candidate.loaded, viewer)
+        await _shadow_checks(services, outcome, candidate, shadow_viewer, violations, method, match.params, body,
+                             target.query, segments, authorization, fetched)
     if violations:
         _record_blocked(services, outcome, violations, route.template, method)
         _note_exercised(request, (v.binding for v in violations))
@@ -109,12 +120,18 @@ async def handle_policed(
     if plan.upstream_selection is not None:
         query = _with_fields(query, render_fields(plan.upstream_selection))
     forward = render_target(segments, query)
+    records_shadow = None
+    if candidate is not None and shadow_viewer is not None:
+        shadow_plan = candidate.loaded.plans.get(candidate.route, shadow_viewer.settings, fields_text,
+                                                 index=method == "GET" and route.shape is Shape.INDEX)
+        records_shadow = RecordShadow.of(plan, shadow_plan, shadow_viewer, fields_text, outcome.shadow_of(),
+                                         route.template)
     x = Exchange(
         request, services, loaded, route, method, plan.bind(viewer), authorization, fields_text,
         _count_target(plan.filters, route.template, segments, target.query) if plan.filters else None,
         public_origin(request, services.config.public_origin), outcome,
         Sealer.of(services.etag_key, auth_digest(authorization), loaded.policies.version),
-        record_id=match.params[route.params[-1]] if names_one_record(route) else None,
+        record_id=match.params[route.params[-1]] if names_one_record(route) else None, shadow=records_shadow,
     )
     headers = upstream_request_headers(request, policed=True, request_id=outcome.request_id,
                                        trusted_hops=services.config.trusted_hops)
@@ -233,6 +250,30 @@ async def _prefetch(services: Services, segments: tuple[str, ...], authorization
     if status != 200 or not isinstance(body, dict):
         raise UnavailableError("the activity could not be checked")
     return body.get("data")
+
+
+async def _shadow_checks(
+    services: Services, outcome: Outcome, candidate: Candidate, viewer: Viewer | None, live: list[Violation],
+    method: str, params: dict[str, int], body: Any, query: tuple[tuple[str, str], ...], segments: tuple[str, ...],
+    authorization: str, fetched: dict[str, Any],
+) -> None:
+    """The candidate's checks on the request, compared with the live set's; never blocking on its own."""
+    tally, template = outcome.shadow_of(), candidate.route.template
+    if viewer is None:
+        tally.add(template, [(NO_RULE, Kind.UNDECIDABLE, "")])  # its caller's facts could not be had
+        return
+    extra: list[Violation] = []
+    try:
+        for binding, fields in record_checks(candidate.route, method, body, viewer):
+            if fields not in fetched:  # the candidate checks a record the live set let through: it must read it
+                fetched[fields] = await _prefetch(services, segments, authorization, fields)
+            record = fetched[fields]
+            if record is not None and (v := check_record(binding, record, viewer)) is not None:
+                extra.append(v)
+    except ProxyError:
+        tally.add(template, [(NO_RULE, Kind.UNDECIDABLE, "")])
+        return
+    compare_checks(tally, template, live, candidate.route, method, params, body, query, viewer, extra)
 
 
 def _parse_if_match(request: web.Request) -> IfMatch | None:

@@ -22,7 +22,7 @@ from ..envelope import join_index, split_index
 from ..errors import BadGatewayError, GatewayTimeoutError, ProxyError, UndecidableError
 from ..jsonkeys import refuse_repeated_keys
 from ..jsonstream import Element, EnvelopeError, IndexSplitter, Member
-from ..transform import transform_element, transform_record
+from ..transform import parsed_or_none, transform_element, transform_record
 from .exchange import Exchange
 from .headers import mark_private
 from .links import rewrite_link
@@ -69,9 +69,12 @@ async def respond_show(x: Exchange, response: aiohttp.ClientResponse, headers: C
             # (Dry-run passes the backend's answer on as undecidable: the one fallback in policed.py.)
             raise UndecidableError("the backend answered with another record than the one asked for")
     backend_etag = _backend_etag(response, doc["data"])  # read before the record is redacted
+    shadow = x.shadow
     record, decisions = transform_record(doc["data"], "data", x.bound, enforce=x.services.enforce,
-                                         seal=x.sealer.record_tag)
+                                         seal=x.sealer.record_tag, observe=shadow.observe if shadow else None)
     x.note(decisions)
+    if shadow is not None:
+        shadow.settle(decisions)
     if record is None:
         raise UndecidableError("a single object cannot be filtered")
     body = raw if not x.services.enforce and not x.plan.added else orjson.dumps({"data": record})
@@ -184,6 +187,10 @@ async def _respond_index_buffered(
     raw = await read_limited(response, BUFFER_INDEX_BELOW, x.tap)
     if not x.plan.touches:
         records, meta = split_index(raw)  # nothing to decide or strip: the records' own bytes
+        if x.shadow is not None:
+            for i, record in enumerate(records):  # the candidate reads them; the bytes go out as they came
+                x.shadow.observe(parsed_or_none(bytes(record)), f"data[{i}]")
+                x.shadow.settle([])
         if meta is not msgspec.UNSET:
             meta = await _rewrite_meta(x, meta)
         payload = join_index(records, meta)
@@ -210,11 +217,16 @@ async def _transform_index(x: Exchange, raw: bytes) -> bytes:
     if not isinstance(records, list):
         raise UndecidableError("the index data is not a list")
     enforce = x.services.enforce
+    shadow = x.shadow
+    observe = shadow.observe if shadow else None
     kept = []
     for i, record in enumerate(records):
-        out, decisions = transform_record(record, f"data[{i}]", x.bound, enforce=enforce, seal=x.sealer.record_tag)
+        out, decisions = transform_record(record, f"data[{i}]", x.bound, enforce=enforce, seal=x.sealer.record_tag,
+                                          observe=observe)
         if decisions:
             x.note(decisions)
+        if shadow is not None:
+            shadow.settle(decisions)
         if out is not None:
             kept.append(out)
     body: dict[str, Any] = {"data": kept}
@@ -228,6 +240,8 @@ async def _stream_index(x: Exchange, response: aiohttp.ClientResponse, emitter: 
     enforce = x.services.enforce
     bound = x.bound
     seal = x.sealer.record_tag
+    shadow = x.shadow
+    observe = shadow.observe if shadow else None
     index = sent = 0
     meta: list[Any] = []
 
@@ -236,10 +250,13 @@ async def _stream_index(x: Exchange, response: aiohttp.ClientResponse, emitter: 
         out: list[bytes] = []  # one write per chunk, not one per record
         for piece in pieces:
             if isinstance(piece, Element):
-                raw, decisions = transform_element(piece.raw, f"data[{index}]", bound, enforce=enforce, seal=seal)
+                raw, decisions = transform_element(piece.raw, f"data[{index}]", bound, enforce=enforce, seal=seal,
+                                                   observe=observe)
                 index += 1
                 if decisions:
                     x.note(decisions)
+                if shadow is not None:
+                    shadow.settle(decisions)
                 if raw is not None:
                     out.append(raw)
             elif piece.key == "meta":

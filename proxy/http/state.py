@@ -17,6 +17,7 @@ from ..policy.model import PolicySet
 from ..recent import RecentDecisions, Trail
 from ..report import Report
 from ..sentinel import Ledger
+from ..shadow import ShadowTally
 from .upstream import Upstream
 
 
@@ -28,6 +29,9 @@ class Loaded:
     settings: Settings
     settings_version: str  # a content hash of the settings file, as PolicySet.version is of the policies
     plans: PlanCache = field(default_factory=PlanCache, compare=False)
+    # --shadow-policies/--shadow-settings: a candidate decided beside this set, never applied. Held
+    # here so a request takes both with one read of Live.current, and a reload swaps them together.
+    shadow: Loaded | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +50,7 @@ class Live:
 
     current: Loaded
     reload: ReloadStatus = field(default_factory=lambda: ReloadStatus(True, time.time(), "start"))
+    shadow_reload: ReloadStatus | None = None  # how the candidate's last reload went (None: no candidate)
 
 
 @dataclass(slots=True)
@@ -91,6 +96,12 @@ class Outcome:
     error: str | None = None
     user_id: int | None = None  # the caller, once who_am_i said (never the token)
     trail: Trail | None = None  # what was decided and refused, for /decisions/{id}
+    shadow: ShadowTally | None = None  # where the candidate set decided otherwise (--shadow-policies)
+
+    def shadow_of(self) -> ShadowTally:
+        if self.shadow is None:
+            self.shadow = ShadowTally()
+        return self.shadow
 
     def trail_of(self) -> Trail:
         if self.trail is None:

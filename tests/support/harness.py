@@ -17,7 +17,7 @@ from proxy.http.admin import make_admin_app
 from proxy.http.app import ProxyRunner, make_app
 from proxy.http.state import SERVICES, Loaded, Services
 from proxy.log import make_logger
-from proxy.serve import load
+from proxy.serve import load_config
 
 REPO = Path(__file__).resolve().parents[2]
 POLICIES = REPO / "policies"
@@ -74,7 +74,7 @@ async def start_proxy(
     )
     config = build_config(namespace, environ={})
     logs = io.StringIO()
-    app = make_app(config, loaded or load(config.policies, config.settings), logger=make_logger(logs, "debug"))
+    app = make_app(config, loaded or load_config(config), logger=make_logger(logs, "debug"))
     server = ProxyTestServer(app, port=0)
     await server.start_server(keepalive_timeout=config.client_header_timeout)
     admin = TestServer(make_admin_app(app), port=0)
