@@ -17,8 +17,8 @@ import aiohttp
 import pytest
 import yaml
 
-from proxy.cli import main
 from demo_backend import REQUESTS_KEY, generate_firm, make_app
+from proxy.cli import main
 from proxy.http.state import SERVICES
 from proxy.reloader import Reloader
 from proxy.serve import load, load_shadow
