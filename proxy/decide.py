@@ -28,6 +28,8 @@ from .policy.fields import (
 from .policy.model import Action, Binding, Location, Route, Rule, Shape
 from .rules import RESPOND_RULES
 from .rules.base import Judge, RespondRule
+from .rules.contacts import restricted as contacts_restricted
+from .sentinel import Place, unread_places
 
 _APPLY_ORDER = {
     Action.FILTER_CONTACTS: 0,
@@ -78,6 +80,8 @@ class Plan:
     strips: bool = field(default=False, compare=False)   # whether augmentation added anything to strip
     filters: bool = field(default=False, compare=False)  # whether records may be dropped (meta.records recounted)
     touches: bool = field(default=False, compare=False)  # whether records are read at all; if not, sent as they came
+    # The selected places no step reads, for the sentinel (a contacts-restricted caller only; see make_plan).
+    unread: tuple[Place, ...] = field(default=(), compare=False)
 
     def __post_init__(self) -> None:
         ordered = sorted(self.bindings, key=lambda b: _APPLY_ORDER[b.action])
@@ -177,9 +181,11 @@ def make_plan(route: Route, settings: UserSettings, client: Selection | None, *,
         decided = frozenset(tuple(k for k, _ in b.at.steps) for b in bindings if b.at is not None and b.at.steps)
         shape = Shaping(upstream, decided)
     seal_at = _seal_at(undecided)
+    # What the client selected that no binding reads, where the sentinel looks for hidden contacts.
+    unread = unread_places(selection, route.respond) if contacts_restricted(settings) else ()
     if upstream == selection:
-        return Plan(tuple(bindings), None, added, shape, seal_at)
-    return Plan(tuple(bindings), upstream, added, shape, seal_at)
+        return Plan(tuple(bindings), None, added, shape, seal_at, unread=unread)
+    return Plan(tuple(bindings), upstream, added, shape, seal_at, unread=unread)
 
 
 def names_one_record(route: Route) -> bool:

@@ -16,6 +16,7 @@ from ..facts.viewer import Viewer
 from ..policy.model import Route
 from ..recent import PER_REQUEST
 from ..report import PATHS_PER_ENTRY, summarise
+from ..sentinel import GapScan
 from .state import Loaded, Outcome, Services
 
 
@@ -38,6 +39,7 @@ class Exchange:
     log_each: bool = False          # debug, or sampled by --decision-log-sample: a log line per decision
     tap: list[bytes] | None = None  # dry-run: the backend's bytes read before the client got any
     record_id: int | None = None    # a show route about one id (/contacts/{id}): the id asked for
+    gaps: GapScan | None = None     # the sentinel's scan of places no step reads (proxy/http/gaps.py)
 
     def __post_init__(self) -> None:
         config = self.services.config

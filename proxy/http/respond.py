@@ -70,7 +70,7 @@ async def respond_show(x: Exchange, response: aiohttp.ClientResponse, headers: C
             raise UndecidableError("the backend answered with another record than the one asked for")
     backend_etag = _backend_etag(response, doc["data"])  # read before the record is redacted
     record, decisions = transform_record(doc["data"], "data", x.bound, enforce=x.services.enforce,
-                                         seal=x.sealer.record_tag)
+                                         seal=x.sealer.record_tag, gaps=x.gaps)
     x.note(decisions)
     if record is None:
         raise UndecidableError("a single object cannot be filtered")
@@ -182,7 +182,7 @@ async def _respond_index_buffered(
     x: Exchange, response: aiohttp.ClientResponse, headers: CIMultiDict[str]
 ) -> web.Response:
     raw = await read_limited(response, BUFFER_INDEX_BELOW, x.tap)
-    if not x.plan.touches:
+    if not x.plan.touches and x.gaps is None:
         records, meta = split_index(raw)  # nothing to decide or strip: the records' own bytes
         if meta is not msgspec.UNSET:
             meta = await _rewrite_meta(x, meta)
@@ -212,7 +212,8 @@ async def _transform_index(x: Exchange, raw: bytes) -> bytes:
     enforce = x.services.enforce
     kept = []
     for i, record in enumerate(records):
-        out, decisions = transform_record(record, f"data[{i}]", x.bound, enforce=enforce, seal=x.sealer.record_tag)
+        out, decisions = transform_record(record, f"data[{i}]", x.bound, enforce=enforce, seal=x.sealer.record_tag,
+                                          gaps=x.gaps)
         if decisions:
             x.note(decisions)
         if out is not None:
@@ -228,6 +229,7 @@ async def _stream_index(x: Exchange, response: aiohttp.ClientResponse, emitter: 
     enforce = x.services.enforce
     bound = x.bound
     seal = x.sealer.record_tag
+    gaps = x.gaps
     index = sent = 0
     meta: list[Any] = []
 
@@ -236,7 +238,8 @@ async def _stream_index(x: Exchange, response: aiohttp.ClientResponse, emitter: 
         out: list[bytes] = []  # one write per chunk, not one per record
         for piece in pieces:
             if isinstance(piece, Element):
-                raw, decisions = transform_element(piece.raw, f"data[{index}]", bound, enforce=enforce, seal=seal)
+                raw, decisions = transform_element(piece.raw, f"data[{index}]", bound, enforce=enforce, seal=seal,
+                                                   gaps=gaps)
                 index += 1
                 if decisions:
                     x.note(decisions)
