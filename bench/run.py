@@ -243,6 +243,43 @@ class Stack:
         wait_ready(self.admin_port, "/readyz", self.proxy)
         return self.proxy
 
+    def start_side_proxy(self, name: str, *extra: str) -> tuple[Proc, int]:
+        """Another proxy beside the main one (its own ports and options), for rows that need them."""
+        port, admin = free_port(), free_port()
+        proc = Proc(name, [
+            str(BIN / "redaction-proxy"), "serve", "--upstream", f"http://127.0.0.1:{self.cache_port}",
+            "--listen", f"127.0.0.1:{port}", "--admin-listen", f"127.0.0.1:{admin}",
+            "--settings", str(SETTINGS), "--shutdown-grace", "2", *extra], self.tmp, SERVER_CORE)
+        wait_ready(admin, "/readyz", proc)
+        return proc, port
+
+
+def unpoliced_policies(tmp: Path) -> Path:
+    """The bundled policies without activities.yaml: the same activities page, relayed as an endpoint
+    no policy covers (the sentinel's case: its vendors include contacts hidden from token-2)."""
+    out = tmp / "policies-no-activities"
+    out.mkdir(exist_ok=True)
+    for path in (ROOT / "policies").glob("*.yaml"):
+        if path.name != "activities.yaml":
+            shutil.copy(path, out / path.name)
+    # A bundled family left out must be waived, with a reason, or the proxy refuses to start.
+    (out / "waive-activities.yaml").write_text(
+        "waive:\n  - {family: activities, reason: \"benchmark: the sentinel's unpoliced relay rows\"}\n")
+    return out
+
+
+def check_unpoliced(body: bytes, reference: bytes, limit: int, stubbed: bool, what: str) -> None:
+    """The relayed page: the backend's records, with token-2's hidden vendors stubbed when `stubbed`."""
+    data, expected = orjson.loads(body)["data"], orjson.loads(reference)["data"]
+    check(len(data) == limit, f"{what}: {len(data)} records, expected {limit}")
+    stubs = sum(1 for a in data if (a.get("vendor") or {}).get("redacted") is True)
+    if stubbed:
+        check(stubs > 0, f"{what}: no hidden vendor was stubbed by the sentinel")
+        check(len(data) == len(expected) and all(a["id"] == b["id"] for a, b in zip(data, expected, strict=True)),
+              f"{what}: records differ from the backend's")
+    else:
+        check(data == expected, f"{what}: the relayed records differ from the backend's")
+
 
 # --- 1. throughput with wrk -----------------------------------------------------------------------
 
@@ -407,6 +444,22 @@ def throughput(stack: Stack, seconds: int) -> tuple[list[WrkResult], dict[str, b
     check(status == 200, f"mitmproxy page: status {status}")
     check_page(mbody, limit, restricted=True, what="mitmproxy page token-2")
 
+    # The sentinel on an endpoint no policy covers, for the restricted caller: off (streamed unparsed)
+    # and redact (read whole, scanned, hidden vendors stubbed): the same page and cache as the others.
+    unpoliced = unpoliced_policies(tmp)
+    sentinel_off, off_port = stack.start_side_proxy("proxy-sentinel-off", "--policies", str(unpoliced),
+                                                    "--sentinel", "off")
+    sentinel_redact, redact_port = stack.start_side_proxy("proxy-sentinel-redact", "--policies", str(unpoliced),
+                                                          "--sentinel", "redact")
+    status, reference = get(cp, page, auth(2))
+    check(status == 200, f"cache page token-2: status {status}")
+    status, obody = get(off_port, page, auth(2))
+    check(status == 200, f"unpoliced page, sentinel off: status {status}")
+    check_unpoliced(obody, reference, limit, stubbed=False, what="unpoliced page, sentinel off")
+    status, rbody = get(redact_port, page, auth(2))
+    check(status == 200, f"unpoliced page, sentinel redact: status {status}")
+    check_unpoliced(rbody, reference, limit, stubbed=True, what="unpoliced page, sentinel redact")
+
     floor_port = free_port()
     floor = Proc("floor", [str(BIN / "python"), "-m", "peers.floor_relay", f"http://127.0.0.1:{cp}", str(floor_port)],
                  tmp, SERVER_CORE, env=PEERS_ENV)
@@ -425,7 +478,11 @@ def throughput(stack: Stack, seconds: int) -> tuple[list[WrkResult], dict[str, b
         wrk(tmp, "policed, token-2 (restr.)", url(stack.proxy_port, page), 2, seconds, proxy),
         wrk(tmp, "mitmproxy, token-2", url(mitm_port, page), 2, seconds, mitm),
         wrk(tmp, "floor: aiohttp+orjson, t-2", url(floor_port, page), 2, seconds, floor),
+        wrk(tmp, "unpol. t-2, sentinel off", url(off_port, page), 2, seconds, sentinel_off),
+        wrk(tmp, "unpol. t-2, sentinel redact", url(redact_port, page), 2, seconds, sentinel_redact),
     ]
+    sentinel_off.stop()
+    sentinel_redact.stop()
     nginx.stop()
     mitm.stop()
     floor.stop()
@@ -461,7 +518,8 @@ def throughput(stack: Stack, seconds: int) -> tuple[list[WrkResult], dict[str, b
         f"wrk rows without errors ({sum(r.errors for r in rows)} errors)": all(r.errors == 0 for r in rows),
     }
     print("  (floor: a hard-coded redaction relay with nothing else, to show what parsing and re-encoding "
-          "alone cost)")
+          "alone cost;\n   unpol.: the same page with activities.yaml removed, relayed as an endpoint no policy "
+          "covers, the sentinel off or redacting token-2's hidden vendors)")
     for name, ok in targets.items():
         print(f"  [{verdict(ok)}] {name}")
     return rows, targets, limit

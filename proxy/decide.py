@@ -27,6 +27,8 @@ from .policy.fields import (
 )
 from .policy.model import Binding, Location, Name, Route, Shape
 from .rules.base import Judge, RespondRule
+from .rules.contacts import restricted as contacts_restricted
+from .sentinel import Place, unread_places
 
 
 @dataclass(slots=True)
@@ -71,6 +73,8 @@ class Plan:
     # the binding that may drop records (meta.records recounted), if any
     filters: Binding[Any] | None = field(default=None, compare=False)
     touches: bool = field(default=False, compare=False)  # whether records are read at all; if not, sent as they came
+    # The selected places no step reads, for the sentinel (a contacts-restricted caller only; see make_plan).
+    unread: tuple[Place, ...] = field(default=(), compare=False)
 
     def __post_init__(self) -> None:
         ordered = sorted(self.bindings, key=_apply_order)
@@ -183,9 +187,11 @@ def make_plan(route: Route, settings: UserSettings, client: Selection | None, *,
         decided = frozenset(tuple(k for k, _ in b.at.steps) for b in bindings if b.at is not None and b.at.steps)
         shape = Shaping(upstream, decided)
     seal_at = _seal_at(undecided)
+    # What the client selected that no binding reads, where the sentinel looks for hidden contacts.
+    unread = unread_places(selection, route.respond) if contacts_restricted(settings) else ()
     if upstream == selection:
-        return Plan(tuple(bindings), None, added, shape, seal_at)
-    return Plan(tuple(bindings), upstream, added, shape, seal_at)
+        return Plan(tuple(bindings), None, added, shape, seal_at, unread=unread)
+    return Plan(tuple(bindings), upstream, added, shape, seal_at, unread=unread)
 
 
 def names_one_record(route: Route) -> bool:

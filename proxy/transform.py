@@ -16,6 +16,7 @@ from .errors import UndecidableError
 from .jsonkeys import refuse_repeated_keys
 from .policy.fields import shape_record, strip_added
 from .policy.model import Location
+from .sentinel import GapScan
 
 Seal = Callable[[str], str]
 """The backend's etag of a record -> the proxy's tag for it (`proxy.etag.Sealer.record_tag`)."""
@@ -24,14 +25,17 @@ Observe = Callable[[Any, str], None]
 
 
 def transform_record(
-    record: Any, path: str, bound: Bound, *, enforce: bool, seal: Seal | None = None, observe: Observe | None = None
+    record: Any, path: str, bound: Bound, *, enforce: bool, seal: Seal | None = None, observe: Observe | None = None,
+    gaps: GapScan | None = None
 ) -> tuple[dict[str, Any] | None, list[Decision]]:
     """The record to send (None: filtered out) and the decisions taken on it.
 
     A restricted caller's record is first shaped to what was asked of the backend: members a backend
     added (or kept though `fields` left them out) are removed before anything is decided, so nothing
     reaches the client undecided. Dry-run changes nothing, so it does not shape. With `seal`, each
-    object a decision changed carries the proxy's tag in its `etag` instead of the backend's.
+    object a decision changed carries the proxy's tag in its `etag` instead of the backend's. With `gaps`
+    (the sentinel, for a restricted caller whose plan has unread places), those places are scanned
+    after the decisions.
     """
     if not isinstance(record, dict):
         raise UndecidableError("a record is not an object")
@@ -44,22 +48,26 @@ def transform_record(
     out: dict[str, Any] | None = record
     if enforce and decisions:
         out = apply(record, decisions)
-    if enforce and seal is not None and out is not None and (decisions or plan.seal_at):
-        _reseal(out, decisions, plan.seal_at, seal)
+    stubbed = gaps.check(out, path, plan.unread, decisions) if gaps is not None and out is not None else []
+    if enforce and seal is not None and out is not None and (decisions or plan.seal_at or stubbed):
+        _reseal(out, decisions, plan.seal_at, seal, stubbed)
     if out is not None and plan.strips:
         strip_added(out, plan.added)
     return out, decisions
 
 
-def _reseal(record: dict[str, Any], decisions: list[Decision], seal_at: tuple[Location, ...], seal: Seal) -> None:
+def _reseal(
+    record: dict[str, Any], decisions: list[Decision], seal_at: tuple[Location, ...], seal: Seal, stubbed: list[Any],
+) -> None:
     """The backend's etag of a changed object digests its hidden values, and so do the etags of the
     objects holding it (a task's etag covers its assignee's name): a caller could confirm guesses of
     them offline. Each is replaced by the proxy's tag, which still works for If-Match. The bundled
     policies' locations are at most two levels deep (`a[].b`): the record, the decided object's
     container and the object itself are every level there is. `seal_at`: where a rule the client's
-    `fields` kept from deciding may still have left hidden values in an etag (Plan.seal_at)."""
+    `fields` kept from deciding may still have left hidden values in an etag (Plan.seal_at).
+    `stubbed`: the objects the sentinel changed (GapScan.check)."""
     done: set[int] = set()  # one object changed twice (hours, then rate) is sealed once
-    for obj in _changed(record, decisions, seal_at):
+    for obj in (*_changed(record, decisions, seal_at), *stubbed):
         if not isinstance(obj, dict) or id(obj) in done:
             continue
         done.add(id(obj))
@@ -90,11 +98,12 @@ def _changed(record: dict[str, Any], decisions: list[Decision], seal_at: tuple[L
 
 
 def transform_element(
-    raw: bytes, path: str, bound: Bound, *, enforce: bool, seal: Seal | None = None, observe: Observe | None = None
+    raw: bytes, path: str, bound: Bound, *, enforce: bool, seal: Seal | None = None, observe: Observe | None = None,
+    gaps: GapScan | None = None
 ) -> tuple[bytes | None, list[Decision]]:
     """Like transform_record, over the raw bytes of one element of an index body."""
     plan = bound.plan
-    if not plan.touches:
+    if not plan.touches and gaps is None:
         check_record(raw)  # nothing to decide or strip: the backend's own bytes, once validated
         if observe is not None:
             observe(parsed_or_none(raw), path)  # parsed for the observer only; the bytes go out as they came
@@ -104,11 +113,14 @@ def transform_element(
     except orjson.JSONDecodeError:
         raise UndecidableError("a record is not valid JSON") from None
     refuse_repeated_keys(raw, record, "a record")
-    out, decisions = transform_record(record, path, bound, enforce=enforce, seal=seal, observe=observe)
+    stubs = gaps.redacted if gaps is not None else 0
+    out, decisions = transform_record(record, path, bound, enforce=enforce, seal=seal, observe=observe, gaps=gaps)
     if out is None:
         return None, decisions
     if not enforce and not plan.strips:
         return raw, decisions  # dry-run changes nothing: the backend's own bytes
+    if not plan.touches and gaps is not None and gaps.redacted == stubs:
+        return raw, decisions  # only the sentinel read it, and it changed nothing
     return orjson.dumps(out), decisions
 
 

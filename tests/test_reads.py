@@ -126,9 +126,10 @@ IGNORED_FIELDS = [
      {"id": 41, "matter": {"id": 500, "client": HIDDEN}}, {"id": 41, "matter": {"id": 500}}),
     ("/api/v4/activities.json?fields=id,matter",
      {"id": 41, "matter": {"id": 500, "etag": "m", "client": HIDDEN}}, {"id": 41, "matter": {"id": 500, "etag": "m"}}),
+    # No step reads a matter's client on activities: the sentinel (redact, the default) stubs it.
     ("/api/v4/activities.json?fields=id,matter{client}",
      {"id": 41, "matter": {"client": HIDDEN, "x": CANARY}},
-     {"id": 41, "matter": {"client": {"id": 950, "type": "Person"}}}),
+     {"id": 41, "matter": {"client": {"id": 950, "type": "Person", "redacted": True}}}),
     ("/api/v4/calendar_entries.json?fields=id,time_entries",
      {"id": 7, "time_entries": [HIDDEN_ENTRY]}, {"id": 7, "time_entries": [{"id": 41, "type": "TimeEntry"}]}),
     ("/api/v4/calendar_entries.json?fields=id,summary",

@@ -16,6 +16,7 @@ from ..facts.viewer import Viewer
 from ..policy.model import Route
 from ..recent import PER_REQUEST
 from ..report import PATHS_PER_ENTRY, summarise
+from ..sentinel import GapScan
 from .shadowing import RecordShadow
 from .state import Loaded, Outcome, Services
 
@@ -40,6 +41,7 @@ class Exchange:
     tap: list[bytes] | None = None  # dry-run: the backend's bytes read before the client got any
     record_id: int | None = None    # a show route about one id (/contacts/{id}): the id asked for
     shadow: RecordShadow | None = None  # the candidate set deciding on the same records (--shadow-policies)
+    gaps: GapScan | None = None     # the sentinel's scan of places no step reads (proxy/http/gaps.py)
 
     def __post_init__(self) -> None:
         config = self.services.config

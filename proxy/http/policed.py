@@ -44,6 +44,7 @@ from ..query_check import check_query
 from ..shadow import NO_RULE, Kind
 from ..writebody import check_content_type, encode_body, parse_body
 from .exchange import Exchange
+from .gaps import gap_scan, report_gaps
 from .headers import client_response_headers, mark_private, upstream_request_headers
 from .links import copy_link_headers, public_origin
 from .relay import pass_on, relay
@@ -133,6 +134,7 @@ async def handle_policed(
         Sealer.of(services.etag_key, auth_digest(authorization), loaded.policies.version),
         record_id=match.params[route.params[-1]] if names_one_record(route) else None, shadow=records_shadow,
     )
+    x.gaps = gap_scan(services, plan, viewer)
     headers = upstream_request_headers(request, policed=True, request_id=outcome.request_id,
                                        trusted_hops=services.config.trusted_hops)
     if if_match is not None and if_match.proxy_tags:
@@ -169,6 +171,7 @@ async def handle_policed(
     finally:
         _note_exercised(request, (step.binding for step in x.tally))
         x.flush_tally()
+        report_gaps(services, x.gaps, route.template, outcome)
 
 
 async def _respond(x: Exchange, response: aiohttp.ClientResponse, method: str) -> web.StreamResponse:

@@ -71,7 +71,8 @@ async def respond_show(x: Exchange, response: aiohttp.ClientResponse, headers: C
     backend_etag = _backend_etag(response, doc["data"])  # read before the record is redacted
     shadow = x.shadow
     record, decisions = transform_record(doc["data"], "data", x.bound, enforce=x.services.enforce,
-                                         seal=x.sealer.record_tag, observe=shadow.observe if shadow else None)
+                                         seal=x.sealer.record_tag, observe=shadow.observe if shadow else None,
+                                         gaps=x.gaps)
     x.note(decisions)
     if shadow is not None:
         shadow.settle(decisions)
@@ -185,7 +186,7 @@ async def _respond_index_buffered(
     x: Exchange, response: aiohttp.ClientResponse, headers: CIMultiDict[str]
 ) -> web.Response:
     raw = await read_limited(response, BUFFER_INDEX_BELOW, x.tap)
-    if not x.plan.touches:
+    if not x.plan.touches and x.gaps is None:
         records, meta = split_index(raw)  # nothing to decide or strip: the records' own bytes
         if x.shadow is not None:
             for i, record in enumerate(records):  # the candidate reads them; the bytes go out as they came
@@ -222,7 +223,7 @@ async def _transform_index(x: Exchange, raw: bytes) -> bytes:
     kept = []
     for i, record in enumerate(records):
         out, decisions = transform_record(record, f"data[{i}]", x.bound, enforce=enforce, seal=x.sealer.record_tag,
-                                          observe=observe)
+                                          observe=observe, gaps=x.gaps)
         if decisions:
             x.note(decisions)
         if shadow is not None:
@@ -242,6 +243,7 @@ async def _stream_index(x: Exchange, response: aiohttp.ClientResponse, emitter: 
     seal = x.sealer.record_tag
     shadow = x.shadow
     observe = shadow.observe if shadow else None
+    gaps = x.gaps
     index = sent = 0
     meta: list[Any] = []
 
@@ -251,7 +253,7 @@ async def _stream_index(x: Exchange, response: aiohttp.ClientResponse, emitter: 
         for piece in pieces:
             if isinstance(piece, Element):
                 raw, decisions = transform_element(piece.raw, f"data[{index}]", bound, enforce=enforce, seal=seal,
-                                                   observe=observe)
+                                                   observe=observe, gaps=gaps)
                 index += 1
                 if decisions:
                     x.note(decisions)
