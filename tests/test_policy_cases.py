@@ -81,6 +81,8 @@ async def test_policy_case(path: Path, tmp_path: Path, http: aiohttp.ClientSessi
 
     assert case.binding, "a bundled case names the binding it is about"
     mutated = load_policies(without_binding(case.binding, tmp_path))
-    mutant = await run_case(case, mutated, OPEN_SETTINGS, http)
+    # The sentinel off: it would stub a hidden contact a missing binding left at a selected place, and
+    # the case must prove its own rule, not the safety net behind it (tests/test_sentinel_policed.py).
+    mutant = await run_case(case, mutated, OPEN_SETTINGS, http, sentinel="off")
     assert (mutant.status, mutant.body) != (expect.status, expect.body if expect.has_body else mutant.body), \
         "the case passes without its rule"

@@ -56,9 +56,10 @@ def case_settings(base: Settings, case: Case) -> Settings:
 
 async def run_case(
     case: Case, policies: PolicySet, base: Settings, http: aiohttp.ClientSession, *,
-    mode: Mode = Mode.ENFORCE, exercised: set[str] | None = None,
+    mode: Mode = Mode.ENFORCE, exercised: set[str] | None = None, sentinel: str = "redact",
 ) -> Answer:
-    """Send the case's request through a proxy of its own and return what the client got."""
+    """Send the case's request through a proxy of its own and return what the client got (`sentinel`:
+    the proxy's --sentinel, on by default as when serving)."""
     script = Script(
         caller={"id": case.caller_id, "roles": list(case.caller_roles)},
         matters=list(case.matters), relationships=list(case.relationships),
@@ -72,7 +73,7 @@ async def run_case(
         await web.TCPSite(backend, "127.0.0.1", 0).start()
         upstream = _origin(backend)
         config = build_config(argparse.Namespace(
-            upstream=upstream, settings="(policy test)", mode=mode.value, listen="127.0.0.1:1",
+            upstream=upstream, settings="(policy test)", mode=mode.value, sentinel=sentinel, listen="127.0.0.1:1",
             admin_listen="127.0.0.1:2",  # not listened on: the runner starts its own site
         ), environ={})
         # The proxy's own log lines are not the test's output: kept in memory and dropped.
