@@ -13,7 +13,6 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-import aiohttp
 import orjson
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
@@ -47,7 +46,7 @@ from .links import copy_link_headers, public_origin
 from .relay import pass_on, relay
 from .respond import respond_index, respond_show
 from .state import EXERCISED, Loaded, Outcome, Services
-from .upstream import read_capped, read_limited
+from .upstream import UpstreamResponse, read_capped
 
 WRITES = frozenset({"POST", "PUT", "PATCH"})
 _ERROR_TYPE = re.compile(r"[A-Za-z]{1,64}\Z")
@@ -154,7 +153,7 @@ async def handle_policed(
         x.flush_tally()
 
 
-async def _respond(x: Exchange, response: aiohttp.ClientResponse, method: str) -> web.StreamResponse:
+async def _respond(x: Exchange, response: UpstreamResponse, method: str) -> web.StreamResponse:
     status = response.status
     headers = client_response_headers(response.headers, policed=True)
     headers["X-Request-Id"] = x.outcome.request_id
@@ -174,10 +173,10 @@ async def _respond(x: Exchange, response: aiohttp.ClientResponse, method: str) -
 
 
 async def _error_from_backend(
-    response: aiohttp.ClientResponse, headers: CIMultiDict[str], tap: list[bytes] | None
+    response: UpstreamResponse, headers: CIMultiDict[str], tap: list[bytes] | None
 ) -> web.Response:
     """The backend's status and error type pass; its message does not (it may quote hidden names)."""
-    raw = await read_limited(response, 64 * 1024, tap)
+    raw = await response.read(64 * 1024, tap)
     wire_type = "Error"
     try:
         doc: Any = orjson.loads(raw)
@@ -204,7 +203,7 @@ async def _read_body(request: web.Request, services: Services, method: str) -> b
     too_large = PayloadTooLargeError("the request body is too large to examine")
     try:
         async with asyncio.timeout(services.config.client_body_timeout):
-            return await read_capped(request.content, services.config.max_write_body, too_large)
+            return await read_capped(request.content.iter_any(), services.config.max_write_body, too_large)
     except TimeoutError:
         raise RequestTimeoutError("the request body took too long") from None
     except ConnectionError:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import aiohttp
 import msgspec
 import orjson
 from aiohttp import web
@@ -19,14 +18,14 @@ from isal import isal_zlib
 from multidict import CIMultiDict
 
 from ..envelope import join_index, split_index
-from ..errors import BadGatewayError, GatewayTimeoutError, ProxyError, UndecidableError
+from ..errors import BadGatewayError, ProxyError, UndecidableError
 from ..jsonkeys import refuse_repeated_keys
 from ..jsonstream import Element, EnvelopeError, IndexSplitter, Member
 from ..transform import transform_element, transform_record
 from .exchange import Exchange
 from .headers import mark_private
 from .links import rewrite_link
-from .upstream import read_limited
+from .upstream import UpstreamResponse
 
 FLUSH_AT = 64 * 1024
 BUFFER_INDEX_BELOW = 1024 * 1024
@@ -43,7 +42,7 @@ def accepts_gzip(request: web.Request) -> bool:
     return False
 
 
-def check_json_response(response: aiohttp.ClientResponse) -> None:
+def check_json_response(response: UpstreamResponse) -> None:
     """We asked for identity JSON; anything else cannot be examined exactly."""
     if response.headers.get("Content-Encoding", "identity").strip().lower() != "identity":
         raise BadGatewayError("the backend sent an encoding that was not asked for")
@@ -52,9 +51,9 @@ def check_json_response(response: aiohttp.ClientResponse) -> None:
         raise BadGatewayError("the backend's answer is not JSON")
 
 
-async def respond_show(x: Exchange, response: aiohttp.ClientResponse, headers: CIMultiDict[str]) -> web.Response:
+async def respond_show(x: Exchange, response: UpstreamResponse, headers: CIMultiDict[str]) -> web.Response:
     check_json_response(response)
-    raw = await read_limited(response, x.services.config.max_show_body, x.tap)
+    raw = await response.read(x.services.config.max_show_body, x.tap)
     try:
         doc = orjson.loads(raw)
     except orjson.JSONDecodeError:
@@ -78,7 +77,7 @@ async def respond_show(x: Exchange, response: aiohttp.ClientResponse, headers: C
     return finish_buffered(x, response.status, headers, body, backend_etag)
 
 
-def _backend_etag(response: aiohttp.ClientResponse, record: Any) -> str | None:
+def _backend_etag(response: UpstreamResponse, record: Any) -> str | None:
     """The backend's tag of the record: its ETag header, else the record's `etag` member."""
     etag = response.headers.get("ETag") or (record.get("etag") if isinstance(record, dict) else None)
     return etag if isinstance(etag, str) and etag else None
@@ -160,7 +159,7 @@ class _Emitter:
             transport.abort()
 
 
-async def respond_index(x: Exchange, response: aiohttp.ClientResponse, headers: CIMultiDict[str]) -> web.StreamResponse:
+async def respond_index(x: Exchange, response: UpstreamResponse, headers: CIMultiDict[str]) -> web.StreamResponse:
     check_json_response(response)
     if response.content_length is not None and response.content_length <= BUFFER_INDEX_BELOW:
         return await _respond_index_buffered(x, response, headers)
@@ -179,9 +178,9 @@ async def respond_index(x: Exchange, response: aiohttp.ClientResponse, headers: 
 
 
 async def _respond_index_buffered(
-    x: Exchange, response: aiohttp.ClientResponse, headers: CIMultiDict[str]
+    x: Exchange, response: UpstreamResponse, headers: CIMultiDict[str]
 ) -> web.Response:
-    raw = await read_limited(response, BUFFER_INDEX_BELOW, x.tap)
+    raw = await response.read(BUFFER_INDEX_BELOW, x.tap)
     if not x.plan.touches:
         records, meta = split_index(raw)  # nothing to decide or strip: the records' own bytes
         if meta is not msgspec.UNSET:
@@ -223,7 +222,7 @@ async def _transform_index(x: Exchange, raw: bytes) -> bytes:
     return orjson.dumps(body)
 
 
-async def _stream_index(x: Exchange, response: aiohttp.ClientResponse, emitter: _Emitter) -> None:
+async def _stream_index(x: Exchange, response: UpstreamResponse, emitter: _Emitter) -> None:
     splitter = IndexSplitter(max_element_bytes=x.services.config.max_element)
     enforce = x.services.enforce
     bound = x.bound
@@ -256,7 +255,7 @@ async def _stream_index(x: Exchange, response: aiohttp.ClientResponse, emitter: 
             sent += len(out)
 
     try:
-        async for chunk in response.content.iter_chunked(64 * 1024):
+        async for chunk in response.chunks(64 * 1024):
             if x.tap is not None:
                 # Kept only until the client gets its first byte: after that, nothing can be passed on.
                 if emitter.started:
@@ -267,12 +266,6 @@ async def _stream_index(x: Exchange, response: aiohttp.ClientResponse, emitter: 
         await take(splitter.finish())
     except EnvelopeError:
         raise UndecidableError("the backend's index body is malformed") from None
-    except TimeoutError:
-        raise GatewayTimeoutError("the backend stopped sending") from None
-    except (aiohttp.ClientError, OSError) as exc:
-        if isinstance(exc, ConnectionError) and emitter.started:
-            raise
-        raise BadGatewayError("the backend's answer was cut off") from None
     if sent == 0:
         await emitter.write(b'{"data":[')
     tail = b"]"
