@@ -1,8 +1,9 @@
 """Bodies of policed responses: single objects buffered (bounded), indexes streamed record by record.
 
-Every body is parsed in full; nothing the backend sent reaches the client unexamined. Records are
-re-encoded after their decisions, except where the caller's plan has nothing to decide or strip:
-then they go out as the backend's bytes (`proxy.envelope`). Once a streamed body has started, a
+Every body is parsed in full; nothing the backend sent reaches the client unexamined. What the
+bytes may be and what goes out is the body contract (`proxy.body`, pure): the same on every path,
+the backend's bytes passed wherever nothing can change them (`transform.unchanged`). This module
+reads, writes, gzips (`gzipper`, the one encoder) and rewrites the meta. Once a streamed body has started, a
 failure aborts the connection: the client sees a cut-off transfer, never a well-formed document
 that is missing its end.
 """
@@ -11,17 +12,13 @@ from __future__ import annotations
 
 from typing import Any
 
-import msgspec
 import orjson
 from aiohttp import web
 from isal import isal_zlib
 from multidict import CIMultiDict
 
-from ..envelope import join_index, split_index
+from ..body import NO_META, IndexStream, index_whole, show_body
 from ..errors import BadGatewayError, ProxyError, UndecidableError
-from ..jsonkeys import refuse_repeated_keys
-from ..jsonstream import Element, EnvelopeError, IndexSplitter, Member
-from ..transform import transform_element, transform_record
 from .exchange import Exchange
 from .headers import mark_private
 from .links import rewrite_link
@@ -54,32 +51,16 @@ def check_json_response(response: UpstreamResponse) -> None:
 async def respond_show(x: Exchange, response: UpstreamResponse, headers: CIMultiDict[str]) -> web.Response:
     check_json_response(response)
     raw = await response.read(x.services.config.max_show_body, x.tap)
-    try:
-        doc = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        raise UndecidableError("the backend's answer is not valid JSON") from None
-    if not isinstance(doc, dict) or set(doc) != {"data"}:
-        raise UndecidableError("the backend's answer is not {\"data\": {...}}")
-    refuse_repeated_keys(raw, doc, "the backend's answer")
-    if x.record_id is not None and x.method in ("GET", "PATCH"):
-        # The answer about /contacts/5 must be contact 5: another record (a hidden one) is refused.
-        data = doc["data"]
-        if not isinstance(data, dict) or type(data.get("id")) is not int or data["id"] != x.record_id:
-            # (Dry-run passes the backend's answer on as undecidable: the one fallback in policed.py.)
-            raise UndecidableError("the backend answered with another record than the one asked for")
-    backend_etag = _backend_etag(response, doc["data"])  # read before the record is redacted
-    record, decisions = transform_record(doc["data"], "data", x.bound, enforce=x.services.enforce,
-                                         seal=x.sealer.record_tag)
-    x.note(decisions)
-    if record is None:
-        raise UndecidableError("a single object cannot be filtered")
-    body = raw if not x.services.enforce and not x.plan.added else orjson.dumps({"data": record})
-    return finish_buffered(x, response.status, headers, body, backend_etag)
+    record_id = x.record_id if x.method in ("GET", "PATCH") else None
+    # (Dry-run passes an answer it cannot examine on as undecidable: the one fallback in policed.py.)
+    shown = show_body(raw, x.bound, enforce=x.services.enforce, note=x.note, seal=x.sealer.record_tag,
+                      record_id=record_id)
+    return finish_buffered(x, response.status, headers, shown.body, _backend_etag(response, shown.backend_etag))
 
 
-def _backend_etag(response: UpstreamResponse, record: Any) -> str | None:
+def _backend_etag(response: UpstreamResponse, record_etag: Any) -> str | None:
     """The backend's tag of the record: its ETag header, else the record's `etag` member."""
-    etag = response.headers.get("ETag") or (record.get("etag") if isinstance(record, dict) else None)
+    etag = response.headers.get("ETag") or record_etag
     return etag if isinstance(etag, str) and etag else None
 
 
@@ -96,11 +77,23 @@ def finish_buffered(
     headers["ETag"] = etag
     if status == 200 and etag in _tags(x.request.headers.get("If-None-Match", "")):
         return web.Response(status=304, headers=headers)
-    if accepts_gzip(x.request) and len(body) >= GZIP_MIN:
-        compressor = isal_zlib.compressobj(x.services.config.gzip_level, isal_zlib.DEFLATED, 31)
-        body = compressor.compress(body) + compressor.flush()
-        headers["Content-Encoding"] = "gzip"
-    return web.Response(status=status, body=body, headers=headers)
+    return web.Response(status=status, body=gzip_whole(x, headers, body), headers=headers)
+
+
+def gzipper(x: Exchange) -> Any:
+    """The one gzip encoder of policed answers (isal, --gzip-level); None when the caller does not
+    accept gzip."""
+    if not accepts_gzip(x.request):
+        return None
+    return isal_zlib.compressobj(x.services.config.gzip_level, isal_zlib.DEFLATED, 31)
+
+
+def gzip_whole(x: Exchange, headers: CIMultiDict[str], body: bytes) -> bytes:
+    """A whole body gzipped when the caller accepts it and it is worth it (GZIP_MIN bytes and more)."""
+    if len(body) < GZIP_MIN or (compressor := gzipper(x)) is None:
+        return body
+    headers["Content-Encoding"] = "gzip"
+    return bytes(compressor.compress(body) + compressor.flush())
 
 
 def _tags(header: str) -> set[str]:
@@ -112,9 +105,8 @@ class _Emitter:
 
     def __init__(self, x: Exchange, status: int, headers: CIMultiDict[str]) -> None:
         self._x = x
-        self._gzip = None
-        if accepts_gzip(x.request):
-            self._gzip = isal_zlib.compressobj(x.services.config.gzip_level, isal_zlib.DEFLATED, 31)
+        self._gzip = gzipper(x)
+        if self._gzip is not None:
             headers["Content-Encoding"] = "gzip"
         self._response = web.StreamResponse(status=status, headers=headers)
         self._pending: list[bytes] = []
@@ -181,96 +173,41 @@ async def _respond_index_buffered(
     x: Exchange, response: UpstreamResponse, headers: CIMultiDict[str]
 ) -> web.Response:
     raw = await response.read(BUFFER_INDEX_BELOW, x.tap)
-    if not x.plan.touches:
-        records, meta = split_index(raw)  # nothing to decide or strip: the records' own bytes
-        if meta is not msgspec.UNSET:
-            meta = await _rewrite_meta(x, meta)
-        payload = join_index(records, meta)
-    else:
-        payload = await _transform_index(x, raw)
+    index = index_whole(raw, x.bound, enforce=x.services.enforce, note=x.note, seal=x.sealer.record_tag)
+    payload = b'{"data":' + index.data
+    if index.meta is not NO_META:
+        payload += b',"meta":' + orjson.dumps(await _rewrite_meta(x, index.meta))
+    payload += b"}"
     mark_private(headers)
     headers["Content-Type"] = "application/json; charset=utf-8"
-    if accepts_gzip(x.request) and len(payload) >= GZIP_MIN:
-        compressor = isal_zlib.compressobj(x.services.config.gzip_level, isal_zlib.DEFLATED, 31)
-        payload = compressor.compress(payload) + compressor.flush()
-        headers["Content-Encoding"] = "gzip"
-    return web.Response(status=response.status, body=payload, headers=headers)
-
-
-async def _transform_index(x: Exchange, raw: bytes) -> bytes:
-    try:
-        doc = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        raise UndecidableError("the backend's index body is malformed") from None
-    refuse_repeated_keys(raw, doc, "the backend's index body")
-    if not isinstance(doc, dict) or "data" not in doc or not set(doc) <= {"data", "meta"}:
-        raise UndecidableError("the backend's index body is not {\"data\": [...], \"meta\": {...}}")
-    records = doc["data"]
-    if not isinstance(records, list):
-        raise UndecidableError("the index data is not a list")
-    enforce = x.services.enforce
-    kept = []
-    for i, record in enumerate(records):
-        out, decisions = transform_record(record, f"data[{i}]", x.bound, enforce=enforce, seal=x.sealer.record_tag)
-        if decisions:
-            x.note(decisions)
-        if out is not None:
-            kept.append(out)
-    body: dict[str, Any] = {"data": kept}
-    if "meta" in doc:
-        body["meta"] = await _rewrite_meta(x, doc["meta"])
-    return orjson.dumps(body)
+    return web.Response(status=response.status, body=gzip_whole(x, headers, payload), headers=headers)
 
 
 async def _stream_index(x: Exchange, response: UpstreamResponse, emitter: _Emitter) -> None:
-    splitter = IndexSplitter(max_element_bytes=x.services.config.max_element)
-    enforce = x.services.enforce
-    bound = x.bound
-    seal = x.sealer.record_tag
-    index = sent = 0
-    meta: list[Any] = []
+    stream = IndexStream(x.bound, enforce=x.services.enforce, note=x.note, seal=x.sealer.record_tag,
+                         max_element=x.services.config.max_element)
+    sent = 0
 
-    async def take(pieces: list[Element | Member]) -> None:
-        nonlocal index, sent
-        out: list[bytes] = []  # one write per chunk, not one per record
-        for piece in pieces:
-            if isinstance(piece, Element):
-                raw, decisions = transform_element(piece.raw, f"data[{index}]", bound, enforce=enforce, seal=seal)
-                index += 1
-                if decisions:
-                    x.note(decisions)
-                if raw is not None:
-                    out.append(raw)
-            elif piece.key == "meta":
-                try:
-                    value = orjson.loads(piece.raw)
-                except orjson.JSONDecodeError:
-                    raise UndecidableError("the index meta is not valid JSON") from None
-                refuse_repeated_keys(piece.raw, value, "the index meta")
-                meta.append(value)
-            else:
-                raise UndecidableError("the index has an unexpected member")
-        if out:
+    async def send(out: list[bytes]) -> None:
+        nonlocal sent
+        if out:  # one write per chunk, not one per record
             await emitter.write((b"," if sent else b'{"data":[') + b",".join(out))
             sent += len(out)
 
-    try:
-        async for chunk in response.chunks(64 * 1024):
-            if x.tap is not None:
-                # Kept only until the client gets its first byte: after that, nothing can be passed on.
-                if emitter.started:
-                    x.tap = None
-                else:
-                    x.tap.append(chunk)
-            await take(splitter.feed(chunk))
-        await take(splitter.finish())
-    except EnvelopeError:
-        raise UndecidableError("the backend's index body is malformed") from None
+    async for chunk in response.chunks(64 * 1024):
+        if x.tap is not None:
+            # Kept only until the client gets its first byte: after that, nothing can be passed on.
+            if emitter.started:
+                x.tap = None
+            else:
+                x.tap.append(chunk)
+        await send(stream.feed(chunk))
+    await send(stream.finish())
     if sent == 0:
         await emitter.write(b'{"data":[')
     tail = b"]"
-    if meta:
-        tail += b',"meta":' + orjson.dumps(await _rewrite_meta(x, meta[0]))
+    if stream.meta is not NO_META:
+        tail += b',"meta":' + orjson.dumps(await _rewrite_meta(x, stream.meta))
     await emitter.write(tail + b"}")
 
 
