@@ -44,7 +44,7 @@ class Exchange:
         # Sampled per request, not per decision: a sampled request's decision lines are all there.
         sample = config.decision_log_sample
         self.log_each = config.log_level == "debug" or (sample > 0 and random.random() < sample)
-        if not self.services.enforce:
+        if not self.services.effects.fail_closed:
             self.tap = []
 
     @property

@@ -1,8 +1,12 @@
-"""The pipeline of one policed request.
+"""The pipeline of one policed request, read straight down.
 
-canonical request -> caller's facts (503 if they cannot be had) -> checks (blocked requests end here:
-the backend is never called) -> add the fields decisions need -> forward (identity encoding) ->
-decide -> log -> apply (enforce only) -> strip added fields -> rewrite links -> clean headers.
+prepare: the canonical request, the write's body, the caller's facts (503 if they cannot be had),
+the checks -> a request to forward (a refused one ends here: the backend is never called), with the
+fields decisions need added; forward (identity encoding); respond (proxy/http/respond.py: decide,
+log, apply, strip what was added, seal, rewrite links, clean headers).
+
+What the mode applies is one value, `services.effects` (proxy/effects.py). Dry-run's one difference
+in flow: a request or an answer that cannot be decided is passed on as it came (logged, counted).
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ import asyncio
 import re
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -31,7 +36,6 @@ from ..errors import (
     RequestTimeoutError,
     UnavailableError,
     UnsupportedMediaError,
-    error_body,
 )
 from ..etag import IfMatch, Sealer, forwarded_if_match, parse_if_match
 from ..facts.service import auth_digest
@@ -40,6 +44,7 @@ from ..policy.fields import parse_fields, render_fields
 from ..policy.model import Binding, Match, Shape
 from ..query_check import check_query
 from ..writebody import check_content_type, encode_body, parse_body
+from .answers import error_response
 from .exchange import Exchange
 from .headers import client_response_headers, mark_private, upstream_request_headers
 from .links import copy_link_headers, public_origin
@@ -57,9 +62,41 @@ async def handle_policed(
     request: web.Request, services: Services, loaded: Loaded, match: Match, target: CanonicalTarget,
     outcome: Outcome,
 ) -> web.StreamResponse:
+    try:
+        forward = await _prepare(request, services, loaded, match, target, outcome)
+    except _PassOn as undecidable:
+        # Dry-run never breaks traffic: undecidable, logged and counted, and passed on as it came.
+        outcome.undecidable = undecidable.error.message
+        return await relay(request, services, target, outcome, body=undecidable.body)
+    return await _forward(forward)
+
+
+@dataclass(frozen=True, slots=True)
+class _Forward:
+    """A policed request that passed its checks: what goes to the backend, and the exchange."""
+
+    x: Exchange
+    target: str
+    headers: CIMultiDict[str]
+    payload: bytes | None
+
+
+class _PassOn(Exception):
+    """Dry-run: the request cannot be decided; it goes to the backend as it came (`body`: its bytes)."""
+
+    def __init__(self, error: ProxyError, body: bytes | None) -> None:
+        super().__init__(error.message)
+        self.error = error
+        self.body = body
+
+
+async def _prepare(
+    request: web.Request, services: Services, loaded: Loaded, match: Match, target: CanonicalTarget,
+    outcome: Outcome,
+) -> _Forward:
     route = match.route
     method = "GET" if request.method == "HEAD" else request.method
-    enforce = services.enforce
+    effects = services.effects
     authorization = request.headers.get("Authorization", "")
     if method != "GET" and any(key != "fields" for key, _ in target.query):
         # A write's references are checked in its body; one moved to the query (`?contact_id=5`,
@@ -69,11 +106,7 @@ async def handle_policed(
     try:
         body = _parse_body(request, raw_body)
     except ProxyError as exc:
-        if enforce:
-            raise
-        # Dry-run never breaks traffic: an unreadable body is undecidable, logged, and passed on.
-        outcome.undecidable = exc.message
-        return await relay(request, services, target, outcome, body=raw_body)
+        raise exc if effects.fail_closed else _PassOn(exc, raw_body) from None
     fields_text = target.param("fields")
     if fields_text is not None:
         parse_fields(fields_text)  # a malformed `fields` is a 400 before any facts are fetched
@@ -82,11 +115,7 @@ async def handle_policed(
     try:
         viewer = await services.facts.viewer(authorization, loaded.policies, loaded.settings)
     except UnavailableError as exc:
-        if enforce:
-            raise
-        # Dry-run never breaks traffic: undecidable, logged and counted, and passed on as it came.
-        outcome.undecidable = exc.message
-        return await relay(request, services, target, outcome, body=raw_body)
+        raise exc if effects.fail_closed else _PassOn(exc, raw_body) from None
     outcome.user_id = viewer.user_id
 
     segments = (*loaded.policies.base, *_template_segments(route.segments, match.params))
@@ -100,14 +129,13 @@ async def handle_policed(
     if violations:
         _record_blocked(services, outcome, violations, route.template, method)
         _note_exercised(request, (v.binding for v in violations))
-        if enforce:
+        if effects.block:
             raise violations[0].error  # the backend is never called
 
     plan = loaded.plans.get(route, viewer.settings, fields_text, index=method == "GET" and route.shape is Shape.INDEX)
     query = target.query
     if plan.upstream_selection is not None:
         query = _with_fields(query, render_fields(plan.upstream_selection))
-    forward = render_target(segments, query)
     x = Exchange(
         request, services, loaded, route, method, plan.bind(viewer), authorization, fields_text,
         _count_target(route.template, segments, target.query) if plan.filters else None,
@@ -131,25 +159,31 @@ async def handle_policed(
     if body is not None:
         payload = encode_body(body)  # the body that was checked, re-encoded, is the body forwarded
         headers["Content-Type"] = "application/json; charset=utf-8"
+    return _Forward(x, render_target(segments, query), headers, payload)
+
+
+async def _forward(forward: _Forward) -> web.StreamResponse:
+    x = forward.x
+    services, outcome, method = x.services, x.outcome, x.method
     started = time.monotonic()
     try:
-        async with services.upstream.request(method, forward, headers, payload) as response:
-            services.metrics.upstream_seconds.labels(route.template).observe(time.monotonic() - started)
+        async with services.upstream.request(method, forward.target, forward.headers, forward.payload) as response:
+            services.metrics.upstream_seconds.labels(x.route.template).observe(time.monotonic() - started)
             outcome.upstream_status = response.status
-            if method in WRITES | {"DELETE"} and route.refreshes_facts and response.status < 300:
+            if method in WRITES | {"DELETE"} and x.route.refreshes_facts and response.status < 300:
                 services.facts.invalidate()
             try:
                 return await _respond(x, response, method)
             except (BadGatewayError, UnavailableError) as exc:
-                if enforce or x.tap is None:
+                if services.effects.fail_closed or x.tap is None:
                     raise
                 # Dry-run never breaks traffic: an answer that cannot be examined (wrong type or
                 # encoding, malformed, an unexpected status) is undecidable, logged and counted, and
                 # passed on as it came. A raised error means the client has been sent nothing yet.
                 outcome.undecidable = exc.message
-                return await pass_on(request, services, response, outcome, b"".join(x.tap))
+                return await pass_on(x.request, services, response, outcome, b"".join(x.tap))
     finally:
-        _note_exercised(request, (step.binding for step in x.tally))
+        _note_exercised(x.request, (step.binding for step in x.tally))
         x.flush_tally()
 
 
@@ -185,10 +219,7 @@ async def _error_from_backend(
             wire_type = candidate
     except (ValueError, AttributeError):
         pass
-    mark_private(headers)
-    headers["Content-Type"] = "application/json; charset=utf-8"
-    message = f"the backend answered {response.status}"
-    return web.Response(status=response.status, headers=headers, body=error_body(wire_type, message))
+    return error_response(response.status, wire_type, f"the backend answered {response.status}", headers)
 
 
 async def _read_body(request: web.Request, services: Services, method: str) -> bytes | None:
@@ -271,7 +302,7 @@ def _record_blocked(services: Services, outcome: Outcome, violations: list[Viola
         services.metrics.blocked.labels(rule, str(status), mode, route).inc()
         event = {"request_id": outcome.request_id, "mode": mode, "route": route, "method": method,
                  "user_id": outcome.user_id, "rule": rule, "action": action, "status": status,
-                 "object_id": v.object_id, "outcome": "refused" if services.enforce else "would_refuse"}
+                 "object_id": v.object_id, "outcome": services.effects.word}
         services.log.info("blocked", **event)
         services.report.add({"event": "blocked", **event})
         trail.refused(rule, action, status, v.object_id)

@@ -149,7 +149,7 @@ async def _restricted_viewer(request: web.Request, services: Services, loaded: L
         _unscanned(services, "unknown_caller")
         return None
     except UnavailableError:
-        if services.config.sentinel is SentinelMode.REDACT and services.enforce:
+        if services.config.sentinel is SentinelMode.REDACT and services.effects.fail_closed:
             raise  # whether the answer holds a hidden contact cannot be told: fail closed (503)
         _unscanned(services, "facts_unavailable")
         return None
@@ -219,7 +219,7 @@ def _sentinel_scan(
     services.metrics.sentinel_scanned.inc()
     visible = viewer.visible_contacts
     assert visible is not None
-    redact = services.config.sentinel is SentinelMode.REDACT and services.enforce
+    redact = services.config.sentinel is SentinelMode.REDACT and services.effects.apply
     doc, findings = scan(doc, lambda contact_id: contact_id not in visible, redact=redact)
     if not findings:
         return whole

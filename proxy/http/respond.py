@@ -53,7 +53,7 @@ async def respond_show(x: Exchange, response: UpstreamResponse, headers: CIMulti
     raw = await response.read(x.services.config.max_show_body, x.tap)
     record_id = x.record_id if x.method in ("GET", "PATCH") else None
     # (Dry-run passes an answer it cannot examine on as undecidable: the one fallback in policed.py.)
-    shown = show_body(raw, x.bound, enforce=x.services.enforce, note=x.note, seal=x.sealer.record_tag,
+    shown = show_body(raw, x.bound, enforce=x.services.effects.apply, note=x.note, seal=x.sealer.record_tag,
                       record_id=record_id)
     return finish_buffered(x, response.status, headers, shown.body, _backend_etag(response, shown.backend_etag))
 
@@ -173,7 +173,7 @@ async def _respond_index_buffered(
     x: Exchange, response: UpstreamResponse, headers: CIMultiDict[str]
 ) -> web.Response:
     raw = await response.read(BUFFER_INDEX_BELOW, x.tap)
-    index = index_whole(raw, x.bound, enforce=x.services.enforce, note=x.note, seal=x.sealer.record_tag)
+    index = index_whole(raw, x.bound, enforce=x.services.effects.apply, note=x.note, seal=x.sealer.record_tag)
     payload = b'{"data":' + index.data
     if index.meta is not NO_META:
         payload += b',"meta":' + orjson.dumps(await _rewrite_meta(x, index.meta))
@@ -184,7 +184,7 @@ async def _respond_index_buffered(
 
 
 async def _stream_index(x: Exchange, response: UpstreamResponse, emitter: _Emitter) -> None:
-    stream = IndexStream(x.bound, enforce=x.services.enforce, note=x.note, seal=x.sealer.record_tag,
+    stream = IndexStream(x.bound, enforce=x.services.effects.apply, note=x.note, seal=x.sealer.record_tag,
                          max_element=x.services.config.max_element)
     sent = 0
 
@@ -244,7 +244,7 @@ async def _rewrite_meta(x: Exchange, meta: Any) -> Any:
             raise UndecidableError("the index record count is not an integer")
         out["records"] = records
     meta = out
-    if "records" in meta and x.plan.filters and x.services.enforce:
+    if "records" in meta and x.plan.filters and x.services.effects.apply:
         # Hidden contacts must not be counted: the count over every page, not this one's.
         assert x.viewer.visible_contacts is not None
         if x.count_target is None:
