@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 from typing import Any
 
+import aiohttp
 import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -27,7 +29,9 @@ from proxy.jsonkeys import refuse_repeated_keys
 from proxy.policy.fields import parse_fields
 from proxy.policy.load import load_policies
 from tests.conftest import ALL, RESTRICTED
-from tests.support.harness import POLICIES
+from tests.support.harness import POLICIES, start_app, start_proxy
+from tests.support.scripted import Script, make_scripted_app
+from tests.test_reads import serve
 
 ROUTE = next(r for r in load_policies(POLICIES).routes if r.template == "/communications")
 SETTINGS = Settings(ALL, {}, {2: RESTRICTED}, "test")
@@ -205,3 +209,33 @@ def test_a_repeat_gets_one_answer_everywhere(caller: int, name: str, body: bytes
         assert whole != REFUSED  # no rule reads these records: they go out as the backend's bytes
     else:
         assert whole == REFUSED
+
+
+# --- through the real proxy: dry-run passes the backend's bytes on both index paths ----------------
+
+@pytest.mark.parametrize("how", ["buffered", "streamed"])
+async def test_dry_run_sends_the_backends_record_bytes_on_both_paths(
+    how: str, settings_file: Path, http: aiohttp.ClientSession
+) -> None:
+    """A restricted caller's index in dry-run: decided (and logged), never re-encoded, whether the
+    backend sent a Content-Length (read whole) or chunks (streamed). Before the body contract, the
+    whole path re-encoded the records (their whitespace and escapes were lost)."""
+    record = b'{ "id" : 7, "subject": "caf\\u00e9",\n "senders" : [ {"id": 950, "type": "Person", "name": "N"} ] }'
+    body = b'{"data": [' + record + b"]}"
+    script = Script(caller={"id": 2, "roles": []})
+    script.fault = serve(body, chunked=how == "streamed")
+    backend = await start_app(make_scripted_app(script))
+    proxy = await start_proxy(backend.make_url("/"), settings_file, mode="dry-run")
+    try:
+        async with http.get(f"{proxy.url}/api/v4/communications.json?fields=id,subject,senders{{id,type,name}}",
+                            headers={"Authorization": "Bearer token-2"}) as r:
+            assert r.status == 200
+            got = await r.read()
+        assert got == b'{"data":[' + record + b"]}"
+        decided = [s for f in proxy.services.metrics.registry.collect() if f.name == "redaction_proxy_decisions"
+                   for s in f.samples if s.name.endswith("_total")]
+        assert [(s.labels["mode"], s.labels["route"], s.value) for s in decided] == [
+            ("dry-run", "/communications", 1.0)]  # the hidden sender was decided (logged, not applied)
+    finally:
+        await proxy.close()
+        await backend.close()
