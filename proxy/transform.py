@@ -1,6 +1,6 @@
 """One record through the policy: decide, apply (enforce only), strip what augmentation added.
 
-Pure and synchronous: the streaming and buffered responders, and offline replay, all call this.
+Pure and synchronous: every path of the body contract (`proxy.body`: show, whole index, streamed index) calls this.
 """
 
 from __future__ import annotations
