@@ -2,13 +2,16 @@
 """atheris target: arbitrary bytes as an upstream index body through the policed-index pipeline.
 
 bytes -> proxy.jsonstream.IndexSplitter (fed in chunks) -> proxy.transform.transform_element with the
-plan of GET /communications for a restricted viewer (enforce).
+plan of GET /communications for a restricted viewer (enforce); and the same bytes through both index
+paths of the body contract: proxy.body.index_whole (a body with a small Content-Length, read whole)
+and proxy.body.IndexStream (streamed), in enforce and dry-run.
 
 Oracle:
 - only documented errors escape: ProxyError subclasses (UndecidableError is one) and EnvelopeError;
 - when an element comes out, every Person/Company sender or receiver the viewer may not see is exactly
   the redacted stub, and no string that only a hidden contact held (its name, e-mail...: the canaries)
-  appears anywhere in the output bytes.
+  appears anywhere in the output bytes;
+- the buffered and the streamed paths give the same records and meta, or both refuse.
 
 Run: .venv/bin/python fuzz/fuzz_pipeline.py -atheris_runs=20000 OUTDIR fuzz/corpus/pipeline
 """
@@ -26,7 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 with atheris.instrument_imports(include=["proxy"]):
     import orjson
 
-    from proxy.decide import make_plan
+    from proxy.body import NO_META, IndexStream, Judging, index_whole
+    from proxy.decide import Decision, make_plan
     from proxy.errors import ProxyError
     from proxy.facts.settings import Settings
     from proxy.facts.viewer import Viewer
@@ -107,8 +111,35 @@ def check_element(raw: bytes, out: bytes) -> None:
             assert token not in out, f"hidden string {canary!r} leaked: {out[:300]!r}"
 
 
+def _ignore(_: list[Decision]) -> None:
+    pass
+
+
+def _whole(data: bytes, enforce: bool) -> Any:
+    try:
+        index = index_whole(data, Judging(BOUND, enforce, _ignore))
+    except ProxyError:
+        return None
+    return index.data, None if index.meta is NO_META else index.meta
+
+
+def _streamed(data: bytes, chunk: int, enforce: bool) -> Any:
+    stream = IndexStream(Judging(BOUND, enforce, _ignore), max_element=1 << 20)
+    try:
+        out = []
+        for start in range(0, len(data), chunk):
+            out += stream.feed(data[start : start + chunk])
+        out += stream.finish()
+    except ProxyError:
+        return None
+    return b"[" + b",".join(out) + b"]", None if stream.meta is NO_META else stream.meta
+
+
 def TestOneInput(data: bytes) -> None:
     chunk = 1 + len(data) % 61
+    for enforce in (True, False):
+        whole = _whole(data, enforce)
+        assert whole == _streamed(data, chunk, enforce), (data[:300], enforce, whole)
     splitter = IndexSplitter(max_element_bytes=1 << 16, max_member_bytes=1 << 16)
     try:
         pieces = []

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from yarl import URL
 
+from .effects import DRY_RUN, ENFORCE, Effects
 from .sentinel import SentinelMode
 
 ENV_PREFIX = "REDACTION_PROXY_"
@@ -26,6 +27,11 @@ ENV_PREFIX = "REDACTION_PROXY_"
 class Mode(StrEnum):
     ENFORCE = "enforce"
     DRY_RUN = "dry-run"
+
+    @property
+    def effects(self) -> Effects:
+        """What this mode applies (proxy/effects.py): the one value the request path asks."""
+        return ENFORCE if self is Mode.ENFORCE else DRY_RUN
 
 
 @dataclass(frozen=True, slots=True)

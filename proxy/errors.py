@@ -13,6 +13,7 @@
     ├── UnprocessableError 422     a write names an object the caller may not see
     ├── ClientGoneError   499      the client left (counted and logged, never an internal error)
     ├── BadGatewayError   502      the backend's answer cannot be examined; a policy failed
+    │   └── UndecidableError 502   the answer lacks what a decision needs, or has an unexpected shape
     ├── UnavailableError  503      the facts a decision needs cannot be had
     └── GatewayTimeoutError 504
 

@@ -1,6 +1,6 @@
 """One record through the policy: decide, apply (enforce only), strip what augmentation added.
 
-Pure and synchronous: the streaming and buffered responders, and offline replay, all call this.
+Pure and synchronous: every path of the body contract (`proxy.body`: show, whole index, streamed index) calls this.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from typing import Any
 
 import orjson
 
-from .decide import Bound, Decision, apply, decide
+from .decide import Bound, Decision, Plan, apply, decide
 from .envelope import check_record
 from .errors import UndecidableError
 from .jsonkeys import refuse_repeated_keys
@@ -97,6 +97,13 @@ def _changed(record: dict[str, Any], decisions: list[Decision], seal_at: tuple[L
             yield obj
 
 
+def unchanged(plan: Plan, *, enforce: bool) -> bool:
+    """The one definition of "pass the backend's bytes": nothing can change a record when no rule
+    reads it (`plan.touches` is false), or when its decisions are only taken (dry-run shapes, applies
+    and seals nothing) and augmentation added no member to strip. Every path asks this."""
+    return not plan.touches or (not enforce and not plan.strips)
+
+
 def transform_element(
     raw: bytes, path: str, bound: Bound, *, enforce: bool, seal: Seal | None = None, observe: Observe | None = None,
     gaps: GapScan | None = None
@@ -117,7 +124,7 @@ def transform_element(
     out, decisions = transform_record(record, path, bound, enforce=enforce, seal=seal, observe=observe, gaps=gaps)
     if out is None:
         return None, decisions
-    if not enforce and not plan.strips:
+    if unchanged(plan, enforce=enforce):
         return raw, decisions  # dry-run changes nothing: the backend's own bytes
     if not plan.touches and gaps is not None and gaps.redacted == stubs:
         return raw, decisions  # only the sentinel read it, and it changed nothing

@@ -17,12 +17,12 @@ from aiohttp.web_protocol import RequestHandler
 from aiohttp.web_request import BaseRequest
 
 from ..config import RunConfig
-from ..errors import error_body
 from ..facts.service import FactsService
 from ..log import VersionedLogger, make_logger
 from ..metrics import Metrics
 from ..recent import RecentDecisions
 from ..report import Report, now_iso
+from .answers import error_response
 from .handler import answer_started, handle
 from .state import SERVICES, InFlight, Live, Loaded, ReloadStatus, Services
 from .upstream import Upstream
@@ -86,10 +86,7 @@ class _ProxyRequestHandler(RequestHandler):
         self, request: BaseRequest, status: int = 500, exc: BaseException | None = None, message: str | None = None
     ) -> web.StreamResponse:
         super().handle_error(request, status, exc, None)  # raises if a response was already started
-        response = web.Response(
-            status=status, body=error_body(_WIRE_TYPES.get(status, "Error"), "the request could not be read"),
-            content_type="application/json",
-        )
+        response = error_response(status, _WIRE_TYPES.get(status, "Error"), "the request could not be read")
         response.force_close()
         return response
 

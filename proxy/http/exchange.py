@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from aiohttp import web
 from yarl import URL
 
+from ..body import Judging
 from ..decide import Bound, Decision, Plan, Step
 from ..etag import Sealer
 from ..facts.viewer import Viewer
@@ -48,7 +49,7 @@ class Exchange:
         # Sampled per request, not per decision: a sampled request's decision lines are all there.
         sample = config.decision_log_sample
         self.log_each = config.log_level == "debug" or (sample > 0 and random.random() < sample)
-        if not self.services.enforce:
+        if not self.services.effects.fail_closed:
             self.tap = []
 
     @property
@@ -58,6 +59,14 @@ class Exchange:
     @property
     def viewer(self) -> Viewer:
         return self.bound.viewer
+
+    def judging(self) -> Judging:
+        """What each record of the answer goes through (proxy/body.py): this exchange's plan, mode,
+        noting, sealing, and the shadow candidate and sentinel watching beside it."""
+        shadow = self.shadow
+        return Judging(self.bound, self.services.effects.apply, self.note, self.sealer.record_tag,
+                       shadow.observe if shadow is not None else None,
+                       shadow.settle if shadow is not None else None, self.gaps)
 
     def note(self, decisions: list[Decision]) -> None:
         """Count each decision, keep it for /decisions/{id} (rule, action, path, id: no value) and the

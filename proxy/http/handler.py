@@ -18,11 +18,11 @@ from ..errors import (
     NotFoundError,
     ProxyError,
     UnavailableError,
-    error_body,
 )
 from ..policy.canonical import canonicalise
 from ..sentinel import SentinelMode
 from ..shadow import NO_RULE, route_difference
+from .answers import internal_error_response, proxy_error_response
 from .headers import check_host, check_request_headers, request_id
 from .policed import handle_policed
 from .relay import relay
@@ -49,10 +49,7 @@ async def handle(request: web.Request) -> web.StreamResponse:
         response = await _route(request, outcome, loaded)
     except ProxyError as exc:
         outcome.error = type(exc).__name__
-        response = web.Response(
-            status=exc.status, body=exc.body(),
-            headers={"Content-Type": "application/json; charset=utf-8", "Cache-Control": "private", **exc.headers},
-        )
+        response = proxy_error_response(exc)
     except ConnectionError:
         # The client went away mid-request: there is no one to answer, and it is not our fault.
         outcome.error = ClientGoneError.__name__
@@ -60,10 +57,7 @@ async def handle(request: web.Request) -> web.StreamResponse:
     except Exception:
         # A bug is a 500 with a generic body, never a pass-through and never a traceback to the client.
         outcome.error = "InternalError"
-        response = web.Response(
-            status=500, body=error_body("InternalServerError", "the proxy failed"),
-            headers={"Content-Type": "application/json; charset=utf-8", "Cache-Control": "private"},
-        )
+        response = internal_error_response()
         services.log.exception("internal_error", request_id=outcome.request_id)
     finally:
         gate.count -= 1

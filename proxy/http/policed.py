@@ -1,8 +1,12 @@
-"""The pipeline of one policed request.
+"""The pipeline of one policed request, read straight down.
 
-canonical request -> caller's facts (503 if they cannot be had) -> checks (blocked requests end here:
-the backend is never called) -> add the fields decisions need -> forward (identity encoding) ->
-decide -> log -> apply (enforce only) -> strip added fields -> rewrite links -> clean headers.
+prepare: the canonical request, the write's body, the caller's facts (503 if they cannot be had),
+the checks -> a request to forward (a refused one ends here: the backend is never called), with the
+fields decisions need added; forward (identity encoding); respond (proxy/http/respond.py: decide,
+log, apply, strip what was added, seal, rewrite links, clean headers).
+
+What the mode applies is one value, `services.effects` (proxy/effects.py). Dry-run's one difference
+in flow: a request or an answer that cannot be decided is passed on as it came (logged, counted).
 """
 
 from __future__ import annotations
@@ -11,9 +15,9 @@ import asyncio
 import re
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
-import aiohttp
 import orjson
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
@@ -32,7 +36,6 @@ from ..errors import (
     RequestTimeoutError,
     UnavailableError,
     UnsupportedMediaError,
-    error_body,
 )
 from ..etag import IfMatch, Sealer, forwarded_if_match, parse_if_match
 from ..facts.service import auth_digest
@@ -43,6 +46,7 @@ from ..policy.model import Binding, Match, Shape
 from ..query_check import check_query
 from ..shadow import NO_RULE, Kind
 from ..writebody import check_content_type, encode_body, parse_body
+from .answers import error_response
 from .exchange import Exchange
 from .gaps import gap_scan, report_gaps
 from .headers import client_response_headers, mark_private, upstream_request_headers
@@ -51,7 +55,7 @@ from .relay import pass_on, relay
 from .respond import respond_index, respond_show
 from .shadowing import Candidate, RecordShadow, candidate_viewer, compare_checks
 from .state import EXERCISED, Loaded, Outcome, Services
-from .upstream import read_capped, read_limited
+from .upstream import UpstreamResponse, read_capped
 
 WRITES = frozenset({"POST", "PUT", "PATCH"})
 _ERROR_TYPE = re.compile(r"[A-Za-z]{1,64}\Z")
@@ -62,9 +66,41 @@ async def handle_policed(
     request: web.Request, services: Services, loaded: Loaded, match: Match, target: CanonicalTarget,
     outcome: Outcome, candidate: Candidate | None = None,
 ) -> web.StreamResponse:
+    try:
+        forward = await _prepare(request, services, loaded, match, target, outcome, candidate)
+    except _PassOn as undecidable:
+        # Dry-run never breaks traffic: undecidable, logged and counted, and passed on as it came.
+        outcome.undecidable = undecidable.error.message
+        return await relay(request, services, target, outcome, body=undecidable.body)
+    return await _forward(forward)
+
+
+@dataclass(frozen=True, slots=True)
+class _Forward:
+    """A policed request that passed its checks: what goes to the backend, and the exchange."""
+
+    x: Exchange
+    target: str
+    headers: CIMultiDict[str]
+    payload: bytes | None
+
+
+class _PassOn(Exception):
+    """Dry-run: the request cannot be decided; it goes to the backend as it came (`body`: its bytes)."""
+
+    def __init__(self, error: ProxyError, body: bytes | None) -> None:
+        super().__init__(error.message)
+        self.error = error
+        self.body = body
+
+
+async def _prepare(
+    request: web.Request, services: Services, loaded: Loaded, match: Match, target: CanonicalTarget,
+    outcome: Outcome, candidate: Candidate | None,
+) -> _Forward:
     route = match.route
     method = "GET" if request.method == "HEAD" else request.method
-    enforce = services.enforce
+    effects = services.effects
     authorization = request.headers.get("Authorization", "")
     if method != "GET" and any(key != "fields" for key, _ in target.query):
         # A write's references are checked in its body; one moved to the query (`?contact_id=5`,
@@ -74,11 +110,7 @@ async def handle_policed(
     try:
         body = _parse_body(request, raw_body)
     except ProxyError as exc:
-        if enforce:
-            raise
-        # Dry-run never breaks traffic: an unreadable body is undecidable, logged, and passed on.
-        outcome.undecidable = exc.message
-        return await relay(request, services, target, outcome, body=raw_body)
+        raise exc if effects.fail_closed else _PassOn(exc, raw_body) from None
     fields_text = target.param("fields")
     if fields_text is not None:
         parse_fields(fields_text)  # a malformed `fields` is a 400 before any facts are fetched
@@ -87,11 +119,7 @@ async def handle_policed(
     try:
         viewer = await services.facts.viewer(authorization, loaded.policies, loaded.settings)
     except UnavailableError as exc:
-        if enforce:
-            raise
-        # Dry-run never breaks traffic: undecidable, logged and counted, and passed on as it came.
-        outcome.undecidable = exc.message
-        return await relay(request, services, target, outcome, body=raw_body)
+        raise exc if effects.fail_closed else _PassOn(exc, raw_body) from None
     outcome.user_id = viewer.user_id
 
     segments = (*loaded.policies.base, *_template_segments(route.segments, match.params))
@@ -113,14 +141,13 @@ async def handle_policed(
     if violations:
         _record_blocked(services, outcome, violations, route.template, method)
         _note_exercised(request, (v.binding for v in violations))
-        if enforce:
+        if effects.block:
             raise violations[0].error  # the backend is never called
 
     plan = loaded.plans.get(route, viewer.settings, fields_text, index=method == "GET" and route.shape is Shape.INDEX)
     query = target.query
     if plan.upstream_selection is not None:
         query = _with_fields(query, render_fields(plan.upstream_selection))
-    forward = render_target(segments, query)
     records_shadow = None
     if candidate is not None and shadow_viewer is not None:
         shadow_plan = candidate.loaded.plans.get(candidate.route, shadow_viewer.settings, fields_text,
@@ -151,30 +178,36 @@ async def handle_policed(
     if body is not None:
         payload = encode_body(body)  # the body that was checked, re-encoded, is the body forwarded
         headers["Content-Type"] = "application/json; charset=utf-8"
+    return _Forward(x, render_target(segments, query), headers, payload)
+
+
+async def _forward(forward: _Forward) -> web.StreamResponse:
+    x = forward.x
+    services, outcome, method = x.services, x.outcome, x.method
     started = time.monotonic()
     try:
-        async with services.upstream.request(method, forward, headers, payload) as response:
-            services.metrics.upstream_seconds.labels(route.template).observe(time.monotonic() - started)
+        async with services.upstream.request(method, forward.target, forward.headers, forward.payload) as response:
+            services.metrics.upstream_seconds.labels(x.route.template).observe(time.monotonic() - started)
             outcome.upstream_status = response.status
-            if method in WRITES | {"DELETE"} and route.refreshes_facts and response.status < 300:
+            if method in WRITES | {"DELETE"} and x.route.refreshes_facts and response.status < 300:
                 services.facts.invalidate()
             try:
                 return await _respond(x, response, method)
             except (BadGatewayError, UnavailableError) as exc:
-                if enforce or x.tap is None:
+                if services.effects.fail_closed or x.tap is None:
                     raise
                 # Dry-run never breaks traffic: an answer that cannot be examined (wrong type or
                 # encoding, malformed, an unexpected status) is undecidable, logged and counted, and
                 # passed on as it came. A raised error means the client has been sent nothing yet.
                 outcome.undecidable = exc.message
-                return await pass_on(request, services, response, outcome, b"".join(x.tap))
+                return await pass_on(x.request, services, response, outcome, b"".join(x.tap))
     finally:
-        _note_exercised(request, (step.binding for step in x.tally))
+        _note_exercised(x.request, (step.binding for step in x.tally))
         x.flush_tally()
-        report_gaps(services, x.gaps, route.template, outcome)
+        report_gaps(services, x.gaps, x.route.template, outcome)
 
 
-async def _respond(x: Exchange, response: aiohttp.ClientResponse, method: str) -> web.StreamResponse:
+async def _respond(x: Exchange, response: UpstreamResponse, method: str) -> web.StreamResponse:
     status = response.status
     headers = client_response_headers(response.headers, policed=True)
     headers["X-Request-Id"] = x.outcome.request_id
@@ -194,10 +227,10 @@ async def _respond(x: Exchange, response: aiohttp.ClientResponse, method: str) -
 
 
 async def _error_from_backend(
-    response: aiohttp.ClientResponse, headers: CIMultiDict[str], tap: list[bytes] | None
+    response: UpstreamResponse, headers: CIMultiDict[str], tap: list[bytes] | None
 ) -> web.Response:
     """The backend's status and error type pass; its message does not (it may quote hidden names)."""
-    raw = await read_limited(response, 64 * 1024, tap)
+    raw = await response.read(64 * 1024, tap)
     wire_type = "Error"
     try:
         doc: Any = orjson.loads(raw)
@@ -206,10 +239,7 @@ async def _error_from_backend(
             wire_type = candidate
     except (ValueError, AttributeError):
         pass
-    mark_private(headers)
-    headers["Content-Type"] = "application/json; charset=utf-8"
-    message = f"the backend answered {response.status}"
-    return web.Response(status=response.status, headers=headers, body=error_body(wire_type, message))
+    return error_response(response.status, wire_type, f"the backend answered {response.status}", headers)
 
 
 async def _read_body(request: web.Request, services: Services, method: str) -> bytes | None:
@@ -224,7 +254,7 @@ async def _read_body(request: web.Request, services: Services, method: str) -> b
     too_large = PayloadTooLargeError("the request body is too large to examine")
     try:
         async with asyncio.timeout(services.config.client_body_timeout):
-            return await read_capped(request.content, services.config.max_write_body, too_large)
+            return await read_capped(request.content.iter_any(), services.config.max_write_body, too_large)
     except TimeoutError:
         raise RequestTimeoutError("the request body took too long") from None
     except ConnectionError:
@@ -315,7 +345,7 @@ def _record_blocked(services: Services, outcome: Outcome, violations: list[Viola
         services.metrics.blocked.labels(rule, str(status), mode, route).inc()
         event = {"request_id": outcome.request_id, "mode": mode, "route": route, "method": method,
                  "user_id": outcome.user_id, "rule": rule, "action": action, "status": status,
-                 "object_id": v.object_id, "outcome": "refused" if services.enforce else "would_refuse"}
+                 "object_id": v.object_id, "outcome": services.effects.word}
         services.log.info("blocked", **event)
         services.report.add({"event": "blocked", **event})
         trail.refused(rule, action, status, v.object_id)

@@ -11,12 +11,18 @@ from __future__ import annotations
 import zlib
 from collections.abc import AsyncIterator
 
-import aiohttp
 import orjson
 from aiohttp import web
 from multidict import CIMultiDict
 
-from ..errors import BadGatewayError, GatewayTimeoutError, UnauthorizedError, UnavailableError
+from ..errors import (
+    BadGatewayError,
+    ClientGoneError,
+    GatewayTimeoutError,
+    ProxyError,
+    UnauthorizedError,
+    UnavailableError,
+)
 from ..facts.viewer import Viewer
 from ..policy.canonical import CanonicalTarget, render_target
 from ..rules.contacts import restricted
@@ -25,6 +31,7 @@ from .headers import client_response_headers, mark_private, upstream_request_hea
 from .links import copy_link_headers, public_origin
 from .relay_links import PagingLinkRewriter, rewrite_paging_links
 from .state import Loaded, Outcome, Services
+from .upstream import UpstreamResponse
 
 CHUNK = 256 * 1024
 # Headers that describe the backend's exact bytes: a JSON answer's may change (links, stubs).
@@ -51,7 +58,7 @@ async def relay(
 
 
 async def pass_on(
-    request: web.Request, services: Services, response: aiohttp.ClientResponse, outcome: Outcome,
+    request: web.Request, services: Services, response: UpstreamResponse, outcome: Outcome,
     head: bytes = b"", *, target: CanonicalTarget | None = None, sentinel: Loaded | None = None,
 ) -> web.StreamResponse:
     """The backend's answer as it came: its status, its headers cleaned as a relay cleans them, and its
@@ -94,13 +101,13 @@ async def pass_on(
     try:
         for chunk in held:
             await _write(client, rewriter, chunk)
-        async for chunk in response.content.iter_chunked(CHUNK):
+        async for chunk in response.chunks(CHUNK):
             await _write(client, rewriter, chunk)
         if rewriter is not None and (rest := rewriter.finish()):
             await client.write(rest)
-    except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+    except (BadGatewayError, GatewayTimeoutError, ConnectionError) as exc:
         # Headers are gone already: cut the connection so the client sees an incomplete body.
-        outcome.error = (GatewayTimeoutError if isinstance(exc, TimeoutError) else BadGatewayError).__name__
+        outcome.error = type(exc).__name__ if isinstance(exc, ProxyError) else ClientGoneError.__name__
         if request.transport is not None:
             request.transport.abort()
         return client
@@ -113,12 +120,12 @@ async def _write(client: web.StreamResponse, rewriter: PagingLinkRewriter | None
         await client.write(out)
 
 
-def _json_2xx(request: web.Request, response: aiohttp.ClientResponse) -> bool:
+def _json_2xx(request: web.Request, response: UpstreamResponse) -> bool:
     media = response.headers.get("Content-Type", "").partition(";")[0].strip().lower()
     return request.method != "HEAD" and 200 <= response.status < 300 and media == "application/json"
 
 
-def _identity(response: aiohttp.ClientResponse) -> bool:
+def _identity(response: UpstreamResponse) -> bool:
     return _encoding(response) == "identity"
 
 
@@ -142,13 +149,13 @@ async def _restricted_viewer(request: web.Request, services: Services, loaded: L
         _unscanned(services, "unknown_caller")
         return None
     except UnavailableError:
-        if services.config.sentinel is SentinelMode.REDACT and services.enforce:
+        if services.config.sentinel is SentinelMode.REDACT and services.effects.fail_closed:
             raise  # whether the answer holds a hidden contact cannot be told: fail closed (503)
         _unscanned(services, "facts_unavailable")
         return None
 
 
-async def _read_to_scan(services: Services, response: aiohttp.ClientResponse, held: list[bytes]) -> bytes | None:
+async def _read_to_scan(services: Services, response: UpstreamResponse, held: list[bytes]) -> bytes | None:
     """The whole body when it can be scanned; None (the bytes read so far in `held`) when not."""
     if _encoding(response) not in DECODABLE:
         _unscanned(services, "encoded")
@@ -161,24 +168,19 @@ async def _read_to_scan(services: Services, response: aiohttp.ClientResponse, he
         _unscanned(services, "too_large")
         return None
     size = 0
-    try:
-        async for chunk in response.content.iter_chunked(CHUNK):
-            held.append(chunk)
-            size += len(chunk)
-            if size > limit:
-                # Bounded: at most the limit plus a chunk is held; the rest streams unscanned.
-                _unscanned(services, "too_large")
-                return None
-    except TimeoutError:
-        raise GatewayTimeoutError("the backend stopped sending") from None
-    except (aiohttp.ClientError, OSError):
-        raise BadGatewayError("the backend's answer was cut off") from None
+    async for chunk in response.chunks(CHUNK):
+        held.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            # Bounded: at most the limit plus a chunk is held; the rest streams unscanned.
+            _unscanned(services, "too_large")
+            return None
     whole = b"".join(held)
     held.clear()
     return whole
 
 
-def _decoded(services: Services, response: aiohttp.ClientResponse, whole: bytes) -> bytes | None:
+def _decoded(services: Services, response: UpstreamResponse, whole: bytes) -> bytes | None:
     """The body as JSON text: gzip and deflate undone within --sentinel-max-body (a small body
     cannot unpack past the limit); None when it cannot be (counted)."""
     if _encoding(response) == "identity":
@@ -199,7 +201,7 @@ def _decoded(services: Services, response: aiohttp.ClientResponse, whole: bytes)
     return plain
 
 
-def _encoding(response: aiohttp.ClientResponse) -> str:
+def _encoding(response: UpstreamResponse) -> str:
     return response.headers.get("Content-Encoding", "identity").strip().lower()
 
 
@@ -217,7 +219,7 @@ def _sentinel_scan(
     services.metrics.sentinel_scanned.inc()
     visible = viewer.visible_contacts
     assert visible is not None
-    redact = services.config.sentinel is SentinelMode.REDACT and services.enforce
+    redact = services.config.sentinel is SentinelMode.REDACT and services.effects.apply
     doc, findings = scan(doc, lambda contact_id: contact_id not in visible, redact=redact)
     if not findings:
         return whole

@@ -1,8 +1,9 @@
 """Bodies of policed responses: single objects buffered (bounded), indexes streamed record by record.
 
-Every body is parsed in full; nothing the backend sent reaches the client unexamined. Records are
-re-encoded after their decisions, except where the caller's plan has nothing to decide or strip:
-then they go out as the backend's bytes (`proxy.envelope`). Once a streamed body has started, a
+Every body is parsed in full; nothing the backend sent reaches the client unexamined. What the
+bytes may be and what goes out is the body contract (`proxy.body`, pure): the same on every path,
+the backend's bytes passed wherever nothing can change them (`transform.unchanged`). This module
+reads, writes, gzips (`gzipper`, the one encoder) and rewrites the meta. Once a streamed body has started, a
 failure aborts the connection: the client sees a cut-off transfer, never a well-formed document
 that is missing its end.
 """
@@ -11,22 +12,17 @@ from __future__ import annotations
 
 from typing import Any
 
-import aiohttp
-import msgspec
 import orjson
 from aiohttp import web
 from isal import isal_zlib
 from multidict import CIMultiDict
 
-from ..envelope import join_index, split_index
-from ..errors import BadGatewayError, GatewayTimeoutError, ProxyError, UndecidableError
-from ..jsonkeys import refuse_repeated_keys
-from ..jsonstream import Element, EnvelopeError, IndexSplitter, Member
-from ..transform import parsed_or_none, transform_element, transform_record
+from ..body import NO_META, IndexStream, index_whole, show_body
+from ..errors import BadGatewayError, ProxyError, UndecidableError
 from .exchange import Exchange
 from .headers import mark_private
 from .links import rewrite_link
-from .upstream import read_limited
+from .upstream import UpstreamResponse
 
 FLUSH_AT = 64 * 1024
 BUFFER_INDEX_BELOW = 1024 * 1024
@@ -43,7 +39,7 @@ def accepts_gzip(request: web.Request) -> bool:
     return False
 
 
-def check_json_response(response: aiohttp.ClientResponse) -> None:
+def check_json_response(response: UpstreamResponse) -> None:
     """We asked for identity JSON; anything else cannot be examined exactly."""
     if response.headers.get("Content-Encoding", "identity").strip().lower() != "identity":
         raise BadGatewayError("the backend sent an encoding that was not asked for")
@@ -52,39 +48,18 @@ def check_json_response(response: aiohttp.ClientResponse) -> None:
         raise BadGatewayError("the backend's answer is not JSON")
 
 
-async def respond_show(x: Exchange, response: aiohttp.ClientResponse, headers: CIMultiDict[str]) -> web.Response:
+async def respond_show(x: Exchange, response: UpstreamResponse, headers: CIMultiDict[str]) -> web.Response:
     check_json_response(response)
-    raw = await read_limited(response, x.services.config.max_show_body, x.tap)
-    try:
-        doc = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        raise UndecidableError("the backend's answer is not valid JSON") from None
-    if not isinstance(doc, dict) or set(doc) != {"data"}:
-        raise UndecidableError("the backend's answer is not {\"data\": {...}}")
-    refuse_repeated_keys(raw, doc, "the backend's answer")
-    if x.record_id is not None and x.method in ("GET", "PATCH"):
-        # The answer about /contacts/5 must be contact 5: another record (a hidden one) is refused.
-        data = doc["data"]
-        if not isinstance(data, dict) or type(data.get("id")) is not int or data["id"] != x.record_id:
-            # (Dry-run passes the backend's answer on as undecidable: the one fallback in policed.py.)
-            raise UndecidableError("the backend answered with another record than the one asked for")
-    backend_etag = _backend_etag(response, doc["data"])  # read before the record is redacted
-    shadow = x.shadow
-    record, decisions = transform_record(doc["data"], "data", x.bound, enforce=x.services.enforce,
-                                         seal=x.sealer.record_tag, observe=shadow.observe if shadow else None,
-                                         gaps=x.gaps)
-    x.note(decisions)
-    if shadow is not None:
-        shadow.settle(decisions)
-    if record is None:
-        raise UndecidableError("a single object cannot be filtered")
-    body = raw if not x.services.enforce and not x.plan.added else orjson.dumps({"data": record})
-    return finish_buffered(x, response.status, headers, body, backend_etag)
+    raw = await response.read(x.services.config.max_show_body, x.tap)
+    record_id = x.record_id if x.method in ("GET", "PATCH") else None
+    # (Dry-run passes an answer it cannot examine on as undecidable: the one fallback in policed.py.)
+    shown = show_body(raw, x.judging(), record_id=record_id)
+    return finish_buffered(x, response.status, headers, shown.body, _backend_etag(response, shown.backend_etag))
 
 
-def _backend_etag(response: aiohttp.ClientResponse, record: Any) -> str | None:
+def _backend_etag(response: UpstreamResponse, record_etag: Any) -> str | None:
     """The backend's tag of the record: its ETag header, else the record's `etag` member."""
-    etag = response.headers.get("ETag") or (record.get("etag") if isinstance(record, dict) else None)
+    etag = response.headers.get("ETag") or record_etag
     return etag if isinstance(etag, str) and etag else None
 
 
@@ -101,11 +76,23 @@ def finish_buffered(
     headers["ETag"] = etag
     if status == 200 and etag in _tags(x.request.headers.get("If-None-Match", "")):
         return web.Response(status=304, headers=headers)
-    if accepts_gzip(x.request) and len(body) >= GZIP_MIN:
-        compressor = isal_zlib.compressobj(x.services.config.gzip_level, isal_zlib.DEFLATED, 31)
-        body = compressor.compress(body) + compressor.flush()
-        headers["Content-Encoding"] = "gzip"
-    return web.Response(status=status, body=body, headers=headers)
+    return web.Response(status=status, body=gzip_whole(x, headers, body), headers=headers)
+
+
+def gzipper(x: Exchange) -> Any:
+    """The one gzip encoder of policed answers (isal, --gzip-level); None when the caller does not
+    accept gzip."""
+    if not accepts_gzip(x.request):
+        return None
+    return isal_zlib.compressobj(x.services.config.gzip_level, isal_zlib.DEFLATED, 31)
+
+
+def gzip_whole(x: Exchange, headers: CIMultiDict[str], body: bytes) -> bytes:
+    """A whole body gzipped when the caller accepts it and it is worth it (GZIP_MIN bytes and more)."""
+    if len(body) < GZIP_MIN or (compressor := gzipper(x)) is None:
+        return body
+    headers["Content-Encoding"] = "gzip"
+    return bytes(compressor.compress(body) + compressor.flush())
 
 
 def _tags(header: str) -> set[str]:
@@ -117,9 +104,8 @@ class _Emitter:
 
     def __init__(self, x: Exchange, status: int, headers: CIMultiDict[str]) -> None:
         self._x = x
-        self._gzip = None
-        if accepts_gzip(x.request):
-            self._gzip = isal_zlib.compressobj(x.services.config.gzip_level, isal_zlib.DEFLATED, 31)
+        self._gzip = gzipper(x)
+        if self._gzip is not None:
             headers["Content-Encoding"] = "gzip"
         self._response = web.StreamResponse(status=status, headers=headers)
         self._pending: list[bytes] = []
@@ -164,7 +150,7 @@ class _Emitter:
             transport.abort()
 
 
-async def respond_index(x: Exchange, response: aiohttp.ClientResponse, headers: CIMultiDict[str]) -> web.StreamResponse:
+async def respond_index(x: Exchange, response: UpstreamResponse, headers: CIMultiDict[str]) -> web.StreamResponse:
     check_json_response(response)
     if response.content_length is not None and response.content_length <= BUFFER_INDEX_BELOW:
         return await _respond_index_buffered(x, response, headers)
@@ -183,120 +169,43 @@ async def respond_index(x: Exchange, response: aiohttp.ClientResponse, headers: 
 
 
 async def _respond_index_buffered(
-    x: Exchange, response: aiohttp.ClientResponse, headers: CIMultiDict[str]
+    x: Exchange, response: UpstreamResponse, headers: CIMultiDict[str]
 ) -> web.Response:
-    raw = await read_limited(response, BUFFER_INDEX_BELOW, x.tap)
-    if not x.plan.touches and x.gaps is None:
-        records, meta = split_index(raw)  # nothing to decide or strip: the records' own bytes
-        if x.shadow is not None:
-            for i, record in enumerate(records):  # the candidate reads them; the bytes go out as they came
-                x.shadow.observe(parsed_or_none(bytes(record)), f"data[{i}]")
-                x.shadow.settle([])
-        if meta is not msgspec.UNSET:
-            meta = await _rewrite_meta(x, meta)
-        payload = join_index(records, meta)
-    else:
-        payload = await _transform_index(x, raw)
+    raw = await response.read(BUFFER_INDEX_BELOW, x.tap)
+    index = index_whole(raw, x.judging())
+    payload = b'{"data":' + index.data
+    if index.meta is not NO_META:
+        payload += b',"meta":' + orjson.dumps(await _rewrite_meta(x, index.meta))
+    payload += b"}"
     mark_private(headers)
     headers["Content-Type"] = "application/json; charset=utf-8"
-    if accepts_gzip(x.request) and len(payload) >= GZIP_MIN:
-        compressor = isal_zlib.compressobj(x.services.config.gzip_level, isal_zlib.DEFLATED, 31)
-        payload = compressor.compress(payload) + compressor.flush()
-        headers["Content-Encoding"] = "gzip"
-    return web.Response(status=response.status, body=payload, headers=headers)
+    return web.Response(status=response.status, body=gzip_whole(x, headers, payload), headers=headers)
 
 
-async def _transform_index(x: Exchange, raw: bytes) -> bytes:
-    try:
-        doc = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        raise UndecidableError("the backend's index body is malformed") from None
-    refuse_repeated_keys(raw, doc, "the backend's index body")
-    if not isinstance(doc, dict) or "data" not in doc or not set(doc) <= {"data", "meta"}:
-        raise UndecidableError("the backend's index body is not {\"data\": [...], \"meta\": {...}}")
-    records = doc["data"]
-    if not isinstance(records, list):
-        raise UndecidableError("the index data is not a list")
-    enforce = x.services.enforce
-    shadow = x.shadow
-    observe = shadow.observe if shadow else None
-    kept = []
-    for i, record in enumerate(records):
-        out, decisions = transform_record(record, f"data[{i}]", x.bound, enforce=enforce, seal=x.sealer.record_tag,
-                                          observe=observe, gaps=x.gaps)
-        if decisions:
-            x.note(decisions)
-        if shadow is not None:
-            shadow.settle(decisions)
-        if out is not None:
-            kept.append(out)
-    body: dict[str, Any] = {"data": kept}
-    if "meta" in doc:
-        body["meta"] = await _rewrite_meta(x, doc["meta"])
-    return orjson.dumps(body)
+async def _stream_index(x: Exchange, response: UpstreamResponse, emitter: _Emitter) -> None:
+    stream = IndexStream(x.judging(), max_element=x.services.config.max_element)
+    sent = 0
 
-
-async def _stream_index(x: Exchange, response: aiohttp.ClientResponse, emitter: _Emitter) -> None:
-    splitter = IndexSplitter(max_element_bytes=x.services.config.max_element)
-    enforce = x.services.enforce
-    bound = x.bound
-    seal = x.sealer.record_tag
-    shadow = x.shadow
-    observe = shadow.observe if shadow else None
-    gaps = x.gaps
-    index = sent = 0
-    meta: list[Any] = []
-
-    async def take(pieces: list[Element | Member]) -> None:
-        nonlocal index, sent
-        out: list[bytes] = []  # one write per chunk, not one per record
-        for piece in pieces:
-            if isinstance(piece, Element):
-                raw, decisions = transform_element(piece.raw, f"data[{index}]", bound, enforce=enforce, seal=seal,
-                                                   observe=observe, gaps=gaps)
-                index += 1
-                if decisions:
-                    x.note(decisions)
-                if shadow is not None:
-                    shadow.settle(decisions)
-                if raw is not None:
-                    out.append(raw)
-            elif piece.key == "meta":
-                try:
-                    value = orjson.loads(piece.raw)
-                except orjson.JSONDecodeError:
-                    raise UndecidableError("the index meta is not valid JSON") from None
-                refuse_repeated_keys(piece.raw, value, "the index meta")
-                meta.append(value)
-            else:
-                raise UndecidableError("the index has an unexpected member")
-        if out:
+    async def send(out: list[bytes]) -> None:
+        nonlocal sent
+        if out:  # one write per chunk, not one per record
             await emitter.write((b"," if sent else b'{"data":[') + b",".join(out))
             sent += len(out)
 
-    try:
-        async for chunk in response.content.iter_chunked(64 * 1024):
-            if x.tap is not None:
-                # Kept only until the client gets its first byte: after that, nothing can be passed on.
-                if emitter.started:
-                    x.tap = None
-                else:
-                    x.tap.append(chunk)
-            await take(splitter.feed(chunk))
-        await take(splitter.finish())
-    except EnvelopeError:
-        raise UndecidableError("the backend's index body is malformed") from None
-    except TimeoutError:
-        raise GatewayTimeoutError("the backend stopped sending") from None
-    except (aiohttp.ClientError, OSError) as exc:
-        if isinstance(exc, ConnectionError) and emitter.started:
-            raise
-        raise BadGatewayError("the backend's answer was cut off") from None
+    async for chunk in response.chunks(64 * 1024):
+        if x.tap is not None:
+            # Kept only until the client gets its first byte: after that, nothing can be passed on.
+            if emitter.started:
+                x.tap = None
+            else:
+                x.tap.append(chunk)
+        await send(stream.feed(chunk))
+    await send(stream.finish())
     if sent == 0:
         await emitter.write(b'{"data":[')
     tail = b"]"
-    if meta:
-        tail += b',"meta":' + orjson.dumps(await _rewrite_meta(x, meta[0]))
+    if stream.meta is not NO_META:
+        tail += b',"meta":' + orjson.dumps(await _rewrite_meta(x, stream.meta))
     await emitter.write(tail + b"}")
 
 
@@ -333,7 +242,7 @@ async def _rewrite_meta(x: Exchange, meta: Any) -> Any:
             raise UndecidableError("the index record count is not an integer")
         out["records"] = records
     meta = out
-    if "records" in meta and x.plan.filters is not None and x.services.enforce:
+    if "records" in meta and x.plan.filters is not None and x.services.effects.apply:
         # Hidden records must not be counted: the count over every page, not this one's, of the
         # records the filter's rule leaves visible (the contacts filter's visible contacts).
         visible_of = x.plan.filters.definition.visible

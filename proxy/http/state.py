@@ -8,8 +8,9 @@ from typing import Any
 
 from aiohttp import web
 
-from ..config import Mode, RunConfig
+from ..config import RunConfig
 from ..decide import PlanCache
+from ..effects import Effects
 from ..facts.service import FactsService
 from ..facts.settings import Settings
 from ..metrics import Metrics
@@ -77,8 +78,14 @@ class Services:
     recent: RecentDecisions = field(default_factory=lambda: RecentDecisions(1000))  # /decisions/{id}
 
     @property
+    def effects(self) -> Effects:
+        """What the mode applies: ask this, not the mode (proxy/effects.py)."""
+        return self.config.mode.effects
+
+    @property
     def enforce(self) -> bool:
-        return self.config.mode is Mode.ENFORCE
+        """Whether decisions are applied (`effects.apply`); for callers that predate Effects."""
+        return self.effects.apply
 
 
 @dataclass(slots=True)

@@ -1,0 +1,187 @@
+"""The body contract of policed answers: what the backend's bytes may be, and what goes out.
+
+Pure and synchronous; the responders (proxy/http/respond.py) only read, write and rewrite the meta.
+
+- One duplicate-key policy (`proxy.jsonkeys`): a key repeated anywhere is refused, on every path.
+- One envelope for an index, `{"data": [...], "meta": {...}}`, whether the body is read whole
+  (`index_whole`: Content-Length up to BUFFER_INDEX_BELOW) or streamed (`IndexStream`): the same
+  bytes give the same records and meta, or a refusal on both (tests/test_body_contract.py).
+- One definition of "pass the backend's bytes" (`transform.unchanged`): a record nothing can change
+  goes out as the backend's exact bytes, on every path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+import orjson
+
+from .decide import Bound, Decision
+from .envelope import split_index
+from .errors import UndecidableError
+from .jsonkeys import refuse_repeated_keys
+from .jsonstream import Element, EnvelopeError, IndexSplitter
+from .sentinel import GapScan
+from .transform import Observe, Seal, transform_element, transform_record, unchanged
+
+Note = Callable[[list[Decision]], None]
+"""Where each record's decisions go (`Exchange.note`): counted, kept for the trail, maybe logged."""
+
+NO_META: Any = msgspec.UNSET
+"""An index without a meta member."""
+
+
+@dataclass(frozen=True, slots=True)
+class Judging:
+    """What every record of one answer goes through: the plan bound to the caller, whether decisions
+    are applied, where they are noted, and what watches each record beside the live set (a shadow
+    candidate deciding on it before it is changed, and settling against the live decisions; the
+    sentinel's scan of places no step reads)."""
+
+    bound: Bound
+    enforce: bool
+    note: Note
+    seal: Seal | None = None
+    observe: Observe | None = None
+    settle: Note | None = None
+    gaps: GapScan | None = None
+
+    @property
+    def untouched(self) -> bool:
+        """No rule reads a record and no sentinel scans it: the records' own bytes, once validated."""
+        return not self.bound.plan.touches and self.gaps is None
+
+    def record(self, record: Any, path: str) -> dict[str, Any] | None:
+        out, decisions = transform_record(record, path, self.bound, enforce=self.enforce, seal=self.seal,
+                                          observe=self.observe, gaps=self.gaps)
+        self._noted(decisions)
+        return out
+
+    def element(self, raw: bytes, path: str) -> bytes | None:
+        out, decisions = transform_element(raw, path, self.bound, enforce=self.enforce, seal=self.seal,
+                                           observe=self.observe, gaps=self.gaps)
+        self._noted(decisions)
+        return out
+
+    def _noted(self, decisions: list[Decision]) -> None:
+        if decisions:
+            self.note(decisions)
+        if self.settle is not None:
+            self.settle(decisions)
+
+
+def parse_json(raw: bytes, what: str) -> Any:
+    """A whole JSON document under the one duplicate-key policy; malformed or repeating: refused."""
+    try:
+        doc = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise UndecidableError(f"{what} is not valid JSON") from None
+    refuse_repeated_keys(raw, doc, what)
+    return doc
+
+
+@dataclass(frozen=True, slots=True)
+class Show:
+    body: bytes              # what the client gets (before gzip)
+    backend_etag: Any        # the record's own `etag` member as the backend sent it (read before redaction)
+
+
+def show_body(raw: bytes, judging: Judging, *, record_id: int | None = None) -> Show:
+    """A single object `{"data": {...}}`: decided, and redacted when enforcing.
+
+    `record_id`: the answer about /contacts/5 must be contact 5; another record (a hidden one) is refused."""
+    doc = parse_json(raw, "the backend's answer")
+    if not isinstance(doc, dict) or set(doc) != {"data"}:
+        raise UndecidableError("the backend's answer is not {\"data\": {...}}")
+    data = doc["data"]
+    if record_id is not None and (not isinstance(data, dict) or type(data.get("id")) is not int
+                                  or data["id"] != record_id):
+        raise UndecidableError("the backend answered with another record than the one asked for")
+    backend_etag = data.get("etag") if isinstance(data, dict) else None
+    stubs = judging.gaps.redacted if judging.gaps is not None else 0
+    record = judging.record(data, "data")
+    if record is None:
+        raise UndecidableError("a single object cannot be filtered")
+    kept = judging.gaps is None or judging.gaps.redacted == stubs  # the sentinel changed nothing
+    body = raw if unchanged(judging.bound.plan, enforce=judging.enforce) and kept else orjson.dumps({"data": record})
+    return Show(body, backend_etag)
+
+
+@dataclass(frozen=True, slots=True)
+class Index:
+    data: bytes   # the `data` array as sent: `[...]`
+    meta: Any     # the backend's meta, decoded (NO_META when absent), for the responder to rewrite
+
+
+def index_whole(raw: bytes, judging: Judging) -> Index:
+    """An index body read whole.
+
+    Records no rule reads, and records a dry-run only decides on, are sliced out by msgspec and
+    keep their exact bytes; otherwise the body is parsed once and the kept records dumped once
+    (twice as fast as record by record)."""
+    if judging.untouched and judging.observe is None:
+        records, meta = split_index(raw)  # validated; the records' own bytes
+        return Index(_RAW_LIST.encode(records), meta)
+    if judging.untouched or unchanged(judging.bound.plan, enforce=judging.enforce):
+        records, meta = split_index(raw)
+        out = []
+        for i, record in enumerate(records):
+            element = judging.element(bytes(record), f"data[{i}]")
+            if element is not None:
+                out.append(element)
+        return Index(b"[" + b",".join(out) + b"]", meta)
+    doc = parse_json(raw, "the backend's index body")
+    if not isinstance(doc, dict) or "data" not in doc or not set(doc) <= {"data", "meta"}:
+        raise UndecidableError("the backend's index body is not {\"data\": [...], \"meta\": {...}}")
+    records = doc["data"]
+    if not isinstance(records, list):
+        raise UndecidableError("the index data is not a list")
+    kept = []
+    for i, record in enumerate(records):
+        out_record = judging.record(record, f"data[{i}]")
+        if out_record is not None:
+            kept.append(out_record)
+    return Index(orjson.dumps(kept), doc.get("meta", NO_META))
+
+
+_RAW_LIST = msgspec.json.Encoder()
+
+
+class IndexStream:
+    """An index body fed chunk by chunk: the records to send as each completes, then the meta."""
+
+    def __init__(self, judging: Judging, *, max_element: int) -> None:
+        self._splitter = IndexSplitter(max_element_bytes=max_element)
+        self._judging = judging
+        self._index = 0
+        self.meta: Any = NO_META
+
+    def feed(self, chunk: bytes) -> list[bytes]:
+        try:
+            return self._take(self._splitter.feed(chunk))
+        except EnvelopeError:
+            raise UndecidableError("the backend's index body is malformed") from None
+
+    def finish(self) -> list[bytes]:
+        try:
+            return self._take(self._splitter.finish())
+        except EnvelopeError:
+            raise UndecidableError("the backend's index body is malformed") from None
+
+    def _take(self, pieces: list[Any]) -> list[bytes]:
+        out: list[bytes] = []
+        judging = self._judging
+        for piece in pieces:
+            if isinstance(piece, Element):
+                raw = judging.element(piece.raw, f"data[{self._index}]")
+                self._index += 1
+                if raw is not None:
+                    out.append(raw)
+            elif piece.key == "meta":
+                self.meta = parse_json(piece.raw, "the index meta")
+            else:
+                raise UndecidableError("the index has an unexpected member")
+        return out
