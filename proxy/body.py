@@ -42,7 +42,7 @@ class Judging:
     sentinel's scan of places no step reads)."""
 
     bound: Bound
-    enforce: bool
+    apply: bool                      # the mode's effects: decisions applied (enforce) or only taken
     note: Note
     seal: Seal | None = None
     observe: Observe | None = None
@@ -55,13 +55,13 @@ class Judging:
         return not self.bound.plan.touches and self.gaps is None
 
     def record(self, record: Any, path: str) -> dict[str, Any] | None:
-        out, decisions = transform_record(record, path, self.bound, enforce=self.enforce, seal=self.seal,
+        out, decisions = transform_record(record, path, self.bound, enforce=self.apply, seal=self.seal,
                                           observe=self.observe, gaps=self.gaps)
         self._noted(decisions)
         return out
 
     def element(self, raw: bytes, path: str) -> bytes | None:
-        out, decisions = transform_element(raw, path, self.bound, enforce=self.enforce, seal=self.seal,
+        out, decisions = transform_element(raw, path, self.bound, enforce=self.apply, seal=self.seal,
                                            observe=self.observe, gaps=self.gaps)
         self._noted(decisions)
         return out
@@ -106,7 +106,7 @@ def show_body(raw: bytes, judging: Judging, *, record_id: int | None = None) -> 
     if record is None:
         raise UndecidableError("a single object cannot be filtered")
     kept = judging.gaps is None or judging.gaps.redacted == stubs  # the sentinel changed nothing
-    body = raw if unchanged(judging.bound.plan, enforce=judging.enforce) and kept else orjson.dumps({"data": record})
+    body = raw if unchanged(judging.bound.plan, enforce=judging.apply) and kept else orjson.dumps({"data": record})
     return Show(body, backend_etag)
 
 
@@ -125,7 +125,7 @@ def index_whole(raw: bytes, judging: Judging) -> Index:
     if judging.untouched and judging.observe is None:
         records, meta = split_index(raw)  # validated; the records' own bytes
         return Index(_RAW_LIST.encode(records), meta)
-    if judging.untouched or unchanged(judging.bound.plan, enforce=judging.enforce):
+    if judging.untouched or unchanged(judging.bound.plan, enforce=judging.apply):
         records, meta = split_index(raw)
         out = []
         for i, record in enumerate(records):

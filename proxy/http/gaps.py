@@ -18,7 +18,7 @@ def gap_scan(services: Services, plan: Plan, viewer: Viewer) -> GapScan | None:
     visible = viewer.visible_contacts
     if not plan.unread or visible is None or services.config.sentinel is SentinelMode.OFF:
         return None
-    redact = services.config.sentinel is SentinelMode.REDACT and services.enforce
+    redact = services.config.sentinel is SentinelMode.REDACT and services.effects.apply
     return GapScan(lambda contact_id: contact_id not in visible, redact)
 
 
