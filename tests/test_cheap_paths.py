@@ -11,10 +11,13 @@ import hashlib
 import hmac
 from typing import Any
 
+import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from proxy.errors import BadRequestError
 from proxy.etag import Sealer
+from proxy.policy.canonical import CanonicalTarget, canonicalise
 from proxy.policy.fields import DEFAULT_NESTED, Field, Shaping, shape_record
 
 NAMES = ["id", "etag", "type", "name", "vendor", "user", "note", "matter", "contact", "attendees"]
@@ -126,3 +129,15 @@ def test_record_tag_mac_is_hmac_sha256(key: bytes, caller: str, etag: str) -> No
     assert sealer.mac(etag) == expected
     assert sealer.mac(etag) == expected  # the cached pads are copied, never changed
     assert sealer.verifies(expected, etag)
+
+
+def test_canonicalise_is_cached_bounded_and_refuses_every_time() -> None:
+    target = "/api/v4/activities.json?fields=id,vendor%7Bid,name%7D&limit=5"
+    assert canonicalise(target) is canonicalise(target)  # the second is the cached result
+    assert canonicalise(target) == CanonicalTarget(("api", "v4", "activities.json"),
+                                                   (("fields", "id,vendor{id,name}"), ("limit", "5")))
+    info = canonicalise.cache_info()  # type: ignore[attr-defined]
+    assert info.maxsize is not None and info.maxsize <= 4096
+    for _ in range(2):
+        with pytest.raises(BadRequestError):
+            canonicalise("/api/v4/%zz")
