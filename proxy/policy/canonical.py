@@ -8,6 +8,7 @@ decoded strictly, de-duplicated (same value read once, different values refused)
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from urllib.parse import quote, unquote_to_bytes
@@ -49,8 +50,12 @@ class CanonicalTarget:
         return None
 
 
+@functools.lru_cache(maxsize=1024)
 def canonicalise(raw_target: str) -> CanonicalTarget:
-    """Canonicalise a raw request-target (aiohttp's `raw_path`, query included) or raise 400."""
+    """Canonicalise a raw request-target (aiohttp's `raw_path`, query included) or raise 400.
+
+    Cached (bounded): clients repeat the same targets (a page, polled), and a CanonicalTarget is
+    immutable. A refused target is refused again each time (lru_cache keeps only results)."""
     if not raw_target.startswith("/"):
         raise BadRequestError("request target must be a path")  # absolute- and authority-form, `*`
     path, _, query = raw_target.partition("?")
