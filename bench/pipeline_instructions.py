@@ -121,9 +121,10 @@ def pipeline(where: Path, case: str) -> Callable[[], int]:
     if "seal" in inspect.signature(transform_record).parameters:
         from proxy.etag import Sealer
         extra["seal"] = Sealer.of(b"k" * 32, "caller", "v1").record_tag
+    refuse_repeated_keys: Callable[[bytes, Any, str], None] | None
     try:
         from proxy.jsonkeys import refuse_repeated_keys
-    except ImportError:
+    except ImportError:  # the commit before the repeated-key check
         refuse_repeated_keys = None
     touches = getattr(plan, "touches", True)
 

@@ -124,10 +124,10 @@ def transform_element(
     out, decisions = transform_record(record, path, bound, enforce=enforce, seal=seal, observe=observe, gaps=gaps)
     if out is None:
         return None, decisions
+    if gaps is not None and gaps.redacted != stubs:
+        return orjson.dumps(out), decisions  # the sentinel stubbed a hidden contact no step reads
     if unchanged(plan, enforce=enforce):
-        return raw, decisions  # dry-run changes nothing: the backend's own bytes
-    if not plan.touches and gaps is not None and gaps.redacted == stubs:
-        return raw, decisions  # only the sentinel read it, and it changed nothing
+        return raw, decisions  # nothing could change it (dry-run, or only the sentinel read it): as it came
     return orjson.dumps(out), decisions
 
 

@@ -136,7 +136,7 @@ def test_canonicalise_is_cached_bounded_and_refuses_every_time() -> None:
     assert canonicalise(target) is canonicalise(target)  # the second is the cached result
     assert canonicalise(target) == CanonicalTarget(("api", "v4", "activities.json"),
                                                    (("fields", "id,vendor{id,name}"), ("limit", "5")))
-    info = canonicalise.cache_info()  # type: ignore[attr-defined]
+    info = canonicalise.cache_info()
     assert info.maxsize is not None and info.maxsize <= 4096
     for _ in range(2):
         with pytest.raises(BadRequestError):
