@@ -229,6 +229,27 @@ async def test_an_oversize_body_is_relayed_unscanned_and_counted(
 
 
 @pytest.mark.parametrize("sentinel", ["off", "redact"])
+async def test_a_moved_link_keeps_its_encoding_and_the_answer_its_length(
+    sentinel: str, rigs: Callable[..., Any], http: aiohttp.ClientSession
+) -> None:
+    """A public origin longer than the backend's and a query the backend percent-encoded (`%7B`): the
+    link moves with its query as it was, and the answer is not cut at the backend's Content-Length."""
+    public = "http://redaction-proxy.public.example:8443"
+    rig = await rigs(sentinel=sentinel, public_origin=public)
+    link = f"{rig.origin}/api/v4/legacy_widgets.json?fields=id,vendor%7Bid,name%7D&page_token=abc"
+    body = orjson.dumps(widgets(link))
+
+    async def whole(request: web.Request) -> web.StreamResponse:
+        return web.Response(body=body, content_type="application/json")
+
+    rig.script.fault = whole
+    async with http.get(rig.url(UNPOLICED), headers=RESTRICTED_AUTH) as r:
+        assert r.status == 200
+        got = orjson.loads(await r.read())  # whole: a stale Content-Length would cut it short
+    assert got["meta"]["paging"]["next"] == f"{public}/api/v4/legacy_widgets.json?fields=id,vendor%7Bid,name%7D&page_token=abc"
+
+
+@pytest.mark.parametrize("sentinel", ["off", "redact"])
 @pytest.mark.parametrize("framing", ["length", "chunked"])
 async def test_a_relayed_index_next_link_names_the_proxy(
     sentinel: str, framing: str, rigs: Callable[..., Any], http: aiohttp.ClientSession

@@ -72,5 +72,9 @@ def rewrite_location(location: str, upstream: URL, public: URL) -> str:
     except ValueError:
         return location
     if url.is_absolute() and url.origin() == upstream:
-        return str(public.with_path(url.raw_path, encoded=True).with_query(url.raw_query_string))
+        moved = public.with_path(url.raw_path, encoded=True)
+        if url.raw_query_string:
+            # The query as the backend encoded it: with_query() would quote its `%7B` again (`%257B`).
+            moved = URL(f"{moved}?{url.raw_query_string}", encoded=True)
+        return str(moved)
     return location

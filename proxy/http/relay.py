@@ -72,7 +72,7 @@ async def pass_on(
     if _json_2xx(request, response) and _identity(response):
         # Its paging links may be rewritten: the backend's length and digests would not hold.
         rewriter = PagingLinkRewriter(services.upstream.origin, public)
-        for name in BODY_DIGESTS:
+        for name in (*BODY_DIGESTS, "Content-Length"):  # sent chunked: the links may change its length
             out_headers.popall(name, None)
     elif "Content-Length" in response.headers:
         out_headers["Content-Length"] = response.headers["Content-Length"]
