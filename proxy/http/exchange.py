@@ -38,6 +38,7 @@ class Exchange:
     sealer: Sealer                  # the proxy's ETags for this caller and policy version
     tally: Counter[Step] = field(default_factory=Counter)  # decisions per step (steps hash by identity)
     paths: dict[Step, list[str]] = field(default_factory=dict)  # the first JSON paths per step, for the summary
+    paths_full: bool = False        # every step has its sample of paths: the rest need not be looked at
     log_each: bool = False          # debug, or sampled by --decision-log-sample: a log line per decision
     tap: list[bytes] | None = None  # dry-run: the backend's bytes read before the client got any
     record_id: int | None = None    # a show route about one id (/contacts/{id}): the id asked for
@@ -77,6 +78,14 @@ class Exchange:
         self.tally.update(map(_STEP, decisions))
         trail = self.outcome.trail_of()
         kept = trail.decisions
+        room = PER_REQUEST - len(kept)
+        if room < len(decisions):
+            trail.truncated += len(decisions) - max(room, 0)  # past the cap only counted: a huge page stays cheap
+        if room > 0:
+            kept.extend([(d.rule.value, d.action.value, d.path, d.object_id) for d in decisions[:room]])
+        if self.paths_full:
+            self._log_each(decisions)
+            return
         paths = self.paths
         for d in decisions:
             seen = paths.get(d.step)
@@ -84,10 +93,12 @@ class Exchange:
                 paths[d.step] = [d.path]
             elif len(seen) < PATHS_PER_ENTRY:
                 seen.append(d.path)
-            if len(kept) < PER_REQUEST:
-                kept.append((d.rule.value, d.action.value, d.path, d.object_id))
-            else:
-                trail.truncated += 1  # past the cap only counted: a huge page stays cheap
+        # Once every step of the plan has its sample of paths, none is looked at again.
+        self.paths_full = len(paths) == len(self.bound.plan.steps) and all(
+            len(seen) >= PATHS_PER_ENTRY for seen in paths.values())
+        self._log_each(decisions)
+
+    def _log_each(self, decisions: list[Decision]) -> None:
         if not self.log_each:
             return
         config = self.services.config
