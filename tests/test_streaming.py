@@ -74,6 +74,37 @@ async def test_streamed_and_buffered_answers_are_identical(settings_file: Path, 
         await backend.close()
 
 
+async def test_a_chunked_page_is_read_whole_up_to_the_limit_then_streams(
+    settings_file: Path, http: aiohttp.ClientSession
+) -> None:
+    """Issue 14: a chunked index (no Content-Length) is read whole like a sized one up to
+    --buffer-chunked-index (one parse, one dump), and past it streams what was read, then the rest:
+    the answer's bytes are the same either way."""
+    records = [{"id": i, "type": "TimeEntry", "quantity": 3600.0, "user": {"id": 9}, "matter": {"id": 500},
+                "note": "n" * 40} for i in range(1, 400)]
+    body = orjson.dumps({"data": records, "meta": {"paging": {}, "records": len(records)}})
+    answer, mode = buffered_or_chunked(body, 4096)
+    mode["chunked"] = True
+    script = Script(caller={"id": 2, "roles": []}, matters=[{"id": 500, "responsible_attorney": 2}])
+    script.fault = answer
+    backend = await start_app(make_scripted_app(script))
+    whole = await start_proxy(backend.make_url("/"), settings_file, buffer_chunked_index=1 << 20)
+    small = await start_proxy(backend.make_url("/"), settings_file, buffer_chunked_index=len(body) // 3)
+    try:
+        target = "/api/v4/activities.json?fields=id,type,quantity,note&limit=200"
+        async with http.get(f"{whole.url}{target}", headers=RITA) as r:
+            read_whole = await r.read()
+            assert r.status == 200 and "Transfer-Encoding" not in r.headers  # answered with its length
+        async with http.get(f"{small.url}{target}", headers=RITA) as r:
+            streamed = await r.read()
+            assert r.status == 200 and r.headers.get("Transfer-Encoding") == "chunked"
+        assert read_whole == streamed and len(orjson.loads(streamed)["data"]) == len(records)
+    finally:
+        await whole.close()
+        await small.close()
+        await backend.close()
+
+
 async def test_a_large_synthetic_index_streams_through(settings_file: Path, http: aiohttp.ClientSession) -> None:
     demo = await start_app(make_app(generate_firm(scale=1)))
     proxy = await start_proxy(demo.make_url("/"), settings_file)

@@ -10,6 +10,7 @@ that is missing its end.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
@@ -152,13 +153,28 @@ class _Emitter:
 
 async def respond_index(x: Exchange, response: UpstreamResponse, headers: CIMultiDict[str]) -> web.StreamResponse:
     check_json_response(response)
-    if response.content_length is not None and response.content_length <= BUFFER_INDEX_BELOW:
-        return await _respond_index_buffered(x, response, headers)
+    chunks = response.chunks(64 * 1024)
+    held: list[bytes] = []
+    length = response.content_length
+    whole = BUFFER_INDEX_BELOW if length is not None else x.services.config.buffer_chunked_index
+    if (length is None or length <= BUFFER_INDEX_BELOW) and whole > 0:
+        # Read whole up to the limit, whether the backend said its length or chunked it (real backends
+        # often chunk, --buffer-chunked-index): past it, what was read streams first, the rest after.
+        size = 0
+        async for chunk in chunks:
+            if x.tap is not None:
+                x.tap.append(chunk)
+            held.append(chunk)
+            size += len(chunk)
+            if size > whole:
+                break
+        else:
+            return await _respond_index_buffered(x, response.status, headers, b"".join(held))
     mark_private(headers)
     headers["Content-Type"] = "application/json; charset=utf-8"
     emitter = _Emitter(x, response.status, headers)
     try:
-        await _stream_index(x, response, emitter)
+        await _stream_index(x, held, chunks, emitter)
         return await emitter.finish()
     except (ProxyError, ConnectionError) as exc:
         if not emitter.started:
@@ -168,10 +184,7 @@ async def respond_index(x: Exchange, response: UpstreamResponse, headers: CIMult
         return emitter.response
 
 
-async def _respond_index_buffered(
-    x: Exchange, response: UpstreamResponse, headers: CIMultiDict[str]
-) -> web.Response:
-    raw = await response.read(BUFFER_INDEX_BELOW, x.tap)
+async def _respond_index_buffered(x: Exchange, status: int, headers: CIMultiDict[str], raw: bytes) -> web.Response:
     index = index_whole(raw, x.judging())
     payload = b'{"data":' + index.data
     if index.meta is not NO_META:
@@ -179,10 +192,11 @@ async def _respond_index_buffered(
     payload += b"}"
     mark_private(headers)
     headers["Content-Type"] = "application/json; charset=utf-8"
-    return web.Response(status=response.status, body=gzip_whole(x, headers, payload), headers=headers)
+    return web.Response(status=status, body=gzip_whole(x, headers, payload), headers=headers)
 
 
-async def _stream_index(x: Exchange, response: UpstreamResponse, emitter: _Emitter) -> None:
+async def _stream_index(x: Exchange, held: list[bytes], chunks: AsyncIterator[bytes], emitter: _Emitter) -> None:
+    """`held`: what was read before the body proved too large to read whole (already tapped)."""
     stream = IndexStream(x.judging(), max_element=x.services.config.max_element)
     sent = 0
 
@@ -192,7 +206,9 @@ async def _stream_index(x: Exchange, response: UpstreamResponse, emitter: _Emitt
             await emitter.write((b"," if sent else b'{"data":[') + b",".join(out))
             sent += len(out)
 
-    async for chunk in response.chunks(64 * 1024):
+    for chunk in held:
+        await send(stream.feed(chunk))
+    async for chunk in chunks:
         if x.tap is not None:
             # Kept only until the client gets its first byte: after that, nothing can be passed on.
             if emitter.started:

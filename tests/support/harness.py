@@ -70,7 +70,9 @@ async def start_proxy(
     namespace = argparse.Namespace(
         upstream=str(upstream).rstrip("/"), settings=str(settings), mode=mode,
         policies=str(policies or POLICIES), listen="127.0.0.1:1", admin_listen="127.0.0.1:2",
-        **{k: str(v) for k, v in options.items()},
+        # A chunked answer streams in tests unless one asks otherwise: "streamed" cases send small
+        # bodies chunked (tests/test_streaming.py reads chunked pages whole with the real default).
+        **{"buffer_chunked_index": "0", **{k: str(v) for k, v in options.items()}},
     )
     config = build_config(namespace, environ={})
     logs = io.StringIO()
