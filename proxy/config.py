@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import math
 import os
 import re
 import ssl
@@ -58,6 +59,8 @@ class Option:
 
 
 _METAVARS = (  # first match wins
+    (("etag-key",), "SECRET"), (("ready-requires",), "on|off"), (("sentinel-max", "buffer-chunked"), "BYTES"),
+    (("sentinel",), "off|report|redact"), (("interval",), "SECONDS"), (("openapi",), "FILE"),
     (("listen",), "HOST:PORT"), (("timeout", "ttl", "grace"), "SECONDS"), (("body", "element"), "BYTES"),
     (("upstream-ca", "cert", "key", "settings"), "FILE"), (("policies",), "DIR"), (("connections",), "N"),
     (("upstream", "origin"), "URL"), (("ready",), "on|off"), (("mode",), "enforce|dry-run"), (("log-level",), "LEVEL"),
@@ -181,10 +184,6 @@ def add_options(parser: argparse.ArgumentParser, options: tuple[Option, ...]) ->
                             help=f"{option.help}{default} [env {option.env}]")
 
 
-def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
-    add_options(parser, SERVE_OPTIONS)
-
-
 def resolve(
     options: tuple[Option, ...], args: argparse.Namespace, environ: Mapping[str, str]
 ) -> tuple[dict[str, str | None], dict[str, str]]:
@@ -239,8 +238,8 @@ def build_config(args: argparse.Namespace, environ: Mapping[str, str] = os.envir
         except ValueError:
             problems.append(f"{names[name]}: {raw[name]!r} is not a number")
             return 1
-        if value <= low:
-            problems.append(f"{names[name]}: must be greater than {low}")
+        if not math.isfinite(value) or value <= low:  # nan <= low is false: refused by name
+            problems.append(f"{names[name]}: must be a finite number greater than {low}")
         return value
 
     upstream = _origin(need("upstream"), names["upstream"], problems)
@@ -253,7 +252,7 @@ def build_config(args: argparse.Namespace, environ: Mapping[str, str] = os.envir
     try:
         sentinel = SentinelMode(str(raw["sentinel"]))
     except ValueError:
-        problems.append(f"--sentinel: {raw['sentinel']!r} is not one of off, report, redact")
+        problems.append(f"{names['sentinel']}: {raw['sentinel']!r} is not one of off, report, redact")
         sentinel = SentinelMode.REDACT
     if raw["log_level"] not in ("debug", "info", "warning"):
         problems.append(f"{names['log_level']}: {raw['log_level']!r} is not one of debug, info, warning")
@@ -291,7 +290,7 @@ def build_config(args: argparse.Namespace, environ: Mapping[str, str] = os.envir
         ready_requires_upstream=ready != "off",
         trusted_hops=int(number("trusted_hops", int, -1)),
         upstream_ssl=_upstream_ssl(upstream, raw, names, problems),
-        etag_key=_etag_key(raw["etag_key"], problems),
+        etag_key=_etag_key(raw["etag_key"], names["etag_key"], problems),
         sentinel=sentinel,
         sentinel_max_body=int(number("sentinel_max_body", int)),
         decision_log_sample=_rate(raw["decision_log_sample"], names["decision_log_sample"], problems),
@@ -301,7 +300,7 @@ def build_config(args: argparse.Namespace, environ: Mapping[str, str] = os.envir
         shadow_settings=Path(raw["shadow_settings"]) if raw["shadow_settings"] else None,
     )
     if config.watch_interval < 0:
-        problems.append("--watch-interval: must be 0 (off) or more")
+        problems.append(f"{names['watch_interval']}: must be 0 (off) or more")
     if config.listen == config.admin_listen:
         problems.append(f"{names['admin_listen']} must not share the proxied traffic's port")
     if problems:
@@ -309,11 +308,22 @@ def build_config(args: argparse.Namespace, environ: Mapping[str, str] = os.envir
     return config
 
 
-def _etag_key(text: str | None, problems: list[str]) -> bytes | None:
+def _is_a_file(text: str) -> bool:
+    try:
+        return Path(text).exists()
+    except (OSError, ValueError):  # too long a name, a NUL: not a path anyone gave
+        return False
+
+
+def _etag_key(text: str | None, name: str, problems: list[str]) -> bytes | None:
     if text is None:
         return None
     if len(text) < MIN_ETAG_KEY:
-        problems.append(f"--etag-key: must be at least {MIN_ETAG_KEY} characters")  # never quoted: a secret
+        problems.append(f"{name}: must be at least {MIN_ETAG_KEY} characters")  # never quoted: a secret
+    elif _is_a_file(text):
+        # The key is the secret itself: a path here (a mounted secret's file name) would make a public
+        # string the key, and the proxy's tags an oracle for the backend's etags.
+        problems.append(f"{name}: is the name of a file; give the key itself (e.g. from a Secret's env)")
     return text.encode("utf-8", "surrogateescape")
 
 

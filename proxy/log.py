@@ -6,7 +6,9 @@ allowlisted keys reach the output (a scrub processor), so a token, a cookie or a
 
 from __future__ import annotations
 
+import os
 import sys
+import traceback
 from collections.abc import Mapping, MutableMapping
 from typing import Any, TextIO
 
@@ -15,7 +17,7 @@ import structlog
 
 LEVELS = {"debug": 10, "info": 20, "warning": 30}
 ALLOWED_KEYS = frozenset({
-    "event", "level", "timestamp", "request_id", "method", "route", "status", "upstream_status",
+    "event", "exception", "level", "timestamp", "request_id", "method", "route", "status", "upstream_status",
     "duration_ms", "mode", "decisions", "rule", "action", "path", "object_id", "error", "outcome",
     "policy_version", "listen", "admin_listen", "upstream", "problems", "fact", "reason", "files",
     "blocked", "undecidable",
@@ -25,6 +27,21 @@ ALLOWED_KEYS = frozenset({
     # the candidate set (issue 11, --shadow-policies): where it differs, as (route, rule, kind, count, paths)
     "differences", "shadow_policy_version", "shadow_settings_version",
 })
+
+
+def _exception(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """`log.exception(...)`: the exception's class and where it was raised, frames as file:line, never
+    its message or any local (either could hold a hidden value): enough to find a 500's cause."""
+    info = event.pop("exc_info", None)
+    if info is True:
+        info = sys.exc_info()
+    if isinstance(info, BaseException):
+        info = (type(info), info, info.__traceback__)
+    if isinstance(info, tuple) and len(info) == 3 and info[0] is not None:
+        frames = traceback.extract_tb(info[2])[-8:]
+        where = " < ".join(f"{os.path.basename(f.filename)}:{f.lineno}" for f in reversed(frames))
+        event["exception"] = f"{info[0].__name__} at {where}" if where else info[0].__name__
+    return event
 
 
 def _scrub(_: Any, __: str, event: MutableMapping[str, Any]) -> Mapping[str, Any]:
@@ -39,6 +56,7 @@ def make_logger(stream: TextIO | None = None, level: str = "info") -> Any:
         processors=[
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
+            _exception,
             _scrub,
             structlog.processors.JSONRenderer(serializer=lambda obj, **_: orjson.dumps(obj).decode()),
         ],

@@ -22,7 +22,7 @@ EXAMPLES = 3            # example request ids kept per row (the most recent)
 PATHS_PER_ENTRY = 5     # JSON paths a request's summary line samples per rule x action
 MAX_VERSIONS = 16
 _RECENT_IDS = 64        # requests remembered to count an affected request once across its lines
-_UNPOLICED = frozenset({"passthrough", "invalid"})
+_UNPOLICED = frozenset({"passthrough", "invalid", "load_shed"})
 # A request the proxy answered with an error of its own on a policed route, other than a rule's
 # block (those are rows of their own) and a client that went away.
 _NOT_REFUSALS = frozenset({"ClientGoneError"})
@@ -139,7 +139,7 @@ class Report:
         version = event.get("policy_version")
         if isinstance(version, str) and len(self.versions) < MAX_VERSIONS:
             self.versions.add(version)
-        if route in _UNPOLICED:
+        if route in _UNPOLICED or route.startswith("passthrough:"):  # a relayed request's log line names its segment
             return
         self.policed += 1
         error = event.get("error")

@@ -35,14 +35,27 @@ def _reference_shape(record: dict[str, Any], shaping: Shaping) -> None:
         if sub is None:
             if (name,) not in decided:
                 _reference_keep_only(value, DEFAULT_NESTED)
+            else:
+                _reference_inner_defaults(value)
             continue
         keep = frozenset(sub)
         for item in _reference_objects(value):
             for key in [k for k in item if k not in keep]:
                 del item[key]
             for key, inner in item.items():
-                if isinstance(inner, (dict, list)) and (name, key) not in decided:
-                    _reference_keep_only(inner, DEFAULT_NESTED)
+                if isinstance(inner, (dict, list)):
+                    if (name, key) not in decided:
+                        _reference_keep_only(inner, DEFAULT_NESTED)
+                    else:
+                        _reference_inner_defaults(inner)
+
+
+def _reference_inner_defaults(value: dict[str, Any] | list[Any]) -> None:
+    """A place a rule decides on keeps its own members; objects nested in it keep the defaults."""
+    for item in _reference_objects(value):
+        for inner in item.values():
+            if isinstance(inner, (dict, list)):
+                _reference_keep_only(inner, DEFAULT_NESTED)
 
 
 def _reference_objects(value: dict[str, Any] | list[Any]) -> list[dict[str, Any]]:

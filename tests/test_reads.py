@@ -416,3 +416,24 @@ async def test_dry_run_passes_another_record_as_undecidable(rig: Rig, http: aioh
                                 "show")
     assert status == 200 and orjson.loads(body)["data"]["id"] == 901
     assert "another record" in rig.proxy.logs.getvalue()
+
+
+@pytest.mark.parametrize("how", PATHS)
+@pytest.mark.parametrize("path,record,expected", [
+    # A visible client selected without braces keeps its own members (the rule judged it), but a
+    # contact a backend nested inside it keeps only the nested defaults.
+    ("/api/v4/matters.json?fields=id,client",
+     {"id": 500, "client": {"id": 900, "name": "Visible Client", "company": HIDDEN}},
+     {"id": 500, "client": {"id": 900, "name": "Visible Client", "company": {"id": 950, "type": "Person"}}}),
+    ("/api/v4/matters.json?fields=id,custom_field_values{id,contact}",
+     {"id": 500, "custom_field_values": [{"id": "c1", "contact": {"id": 900, "company": HIDDEN}}]},
+     {"id": 500, "custom_field_values": [{"id": "c1", "contact": {"id": 900, "company": {"id": 950,
+                                                                                          "type": "Person"}}}]}),
+])
+async def test_objects_nested_in_a_visible_contact_keep_only_the_defaults(
+    rig: Rig, http: aiohttp.ClientSession, how: str, path: str, record: dict[str, Any], expected: dict[str, Any]
+) -> None:
+    status, body = await answer(rig, http, path, index(record), how)
+    assert status == 200, body[:300]
+    clean(status, body)
+    assert orjson.loads(body)["data"] == [expected]

@@ -151,16 +151,16 @@ def strip_added(record: dict[str, Any], added: Added) -> None:
 class Shaping:
     """What a restricted caller's records keep: the selection asked of the backend, and the nested
     places a rule of the plan decides on (`("client",)`, `("custom_field_values", "contact")`),
-    whose objects are left whole for that rule (a stub, or hours redaction) instead of cut to the
-    nested defaults."""
+    whose objects keep their own members for that rule (a stub, or hours redaction) instead of being
+    cut to the nested defaults; objects nested inside them are cut (DECIDED)."""
 
     selection: Selection
     decided: frozenset[tuple[str, ...]] = frozenset()
     # Derived once per plan, read per record (not part of the value):
     keep: frozenset[str] = field(init=False, compare=False, repr=False)  # the top-level names kept
     # Per top-level name, what its objects keep: None for the nested defaults (named without
-    # braces), else (the sub-members listed, those of them whose objects a rule decides on).
-    # Names a rule decides on whole (no braces) are absent: left as they are.
+    # braces), else (the sub-members listed, those of them whose objects a rule decides on); a name
+    # a rule decides on, named without braces: DECIDED.
     nested: Mapping[str, tuple[frozenset[str], frozenset[str]] | None] = field(
         init=False, compare=False, repr=False)
 
@@ -168,8 +168,7 @@ class Shaping:
         nested: dict[str, tuple[frozenset[str], frozenset[str]] | None] = {}
         for f in self.selection:
             if f.sub is None:
-                if (f.name,) not in self.decided:
-                    nested[f.name] = None
+                nested[f.name] = DECIDED if (f.name,) in self.decided else None
             else:
                 nested[f.name] = (frozenset(f.sub), frozenset(k for k in f.sub if (f.name, k) in self.decided))
         object.__setattr__(self, "keep", frozenset(f.name for f in self.selection))
@@ -199,13 +198,35 @@ def shape_record(record: dict[str, Any], shaping: Shaping) -> None:
         if sub is None:
             _keep_only(value, DEFAULT_NESTED)
             continue
+        if sub is DECIDED:
+            _inner_defaults(value)
+            continue
         keep, decided = sub
         for item in (value,) if isinstance(value, dict) else _objects(value):
             _cut(item, keep)
             for key in _containers(item):
                 inner = item[key]
-                if isinstance(inner, _NESTED) and key not in decided:
+                if not isinstance(inner, _NESTED):
+                    continue
+                if key in decided:
+                    _inner_defaults(inner)
+                else:
                     _keep_only(inner, DEFAULT_NESTED)
+
+
+DECIDED: Any = ("decided",)
+"""Shaping.nested's mark of a place a rule decides on (a contact): the rule judges the object itself
+(a hidden one becomes a stub, built from an allowlist), so its own members stay; but a visible one is
+shown, so whatever objects a backend nested in it (a company, another contact) keep only the nested
+defaults, as the API renders an object two levels down."""
+
+
+def _inner_defaults(value: dict[str, Any] | list[Any]) -> None:
+    for item in _objects(value):
+        for key in _containers(item):
+            inner = item[key]
+            if isinstance(inner, _NESTED):
+                _keep_only(inner, DEFAULT_NESTED)
 
 
 _NESTED = (dict, list)
