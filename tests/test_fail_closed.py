@@ -442,3 +442,61 @@ async def test_a_write_cannot_move_a_reference_into_the_query(
                          headers={**AUTH, "Content-Type": "application/json"}, data=b'{"data":{"subject":"s"}}') as r:
         assert r.status == 400
     assert not rig.script.forwarded
+
+
+async def test_a_head_of_a_streamed_index_sends_no_body_and_the_connection_stays_in_step(rig: Rig) -> None:
+    """A HEAD is forwarded as a GET; on the streamed path the answer's body must not be written (aiohttp
+    frames none for HEAD): the next request on the same connection gets its own answer."""
+    records = [{"id": 900, "name": "Visible Client"}] * 2000
+    body = orjson.dumps({"data": records, "meta": {"paging": {}, "records": len(records)}})
+
+    async def chunked(request: web.Request) -> web.StreamResponse:
+        out = web.StreamResponse(headers={"Content-Type": "application/json"})
+        await out.prepare(request)
+        for i in range(0, len(body), 4096):
+            await out.write(body[i:i + 4096])
+        await out.write_eof()
+        return out
+
+    rig.script.fault = chunked
+    target = "/api/v4/contacts.json?fields=id,name"
+    reader, writer = await asyncio.open_connection(rig.proxy.url.host, rig.proxy.url.port)
+    writer.write((
+        f"HEAD {target} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer token-2\r\n\r\n"
+        f"GET {target} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer token-2\r\nConnection: close\r\n\r\n"
+    ).encode())
+    await writer.drain()
+    try:
+        raw = await asyncio.wait_for(reader.read(), 10)  # both answers, to the close
+    finally:
+        writer.close()
+    head, _, rest = raw.partition(b"\r\n\r\n")
+    assert status_of(head) == 200
+    assert rest.startswith(b"HTTP/1.1 200"), rest[:120]  # the GET's status line comes right after
+
+
+@pytest.mark.parametrize("prefetch", [(200, {}), (200, {"data": None}), (200, {"data": {"id": 7, "type": "TimeEntry"}}),
+                                      (200, {"data": "x"})])
+async def test_an_hours_edit_whose_record_cannot_be_had_never_reaches_the_backend(
+    rig: Rig, prefetch: tuple[int, Any]
+) -> None:
+    """The PATCH's hours check reads the activity first: no record, or another one, is not a pass."""
+    rig.script.answers[("GET", "/api/v4/activities/101.json")] = prefetch
+    async with aiohttp.ClientSession() as http, http.patch(
+        rig.url("/api/v4/activities/101.json"), headers={**AUTH, "Content-Type": "application/json"},
+        data=orjson.dumps({"data": {"quantity": 3600}}),
+    ) as r:
+        assert r.status == 503, await r.text()
+    assert not [q for q in rig.script.forwarded if q.method == "PATCH"]
+
+
+async def test_a_relay_route_passes_its_answer_on_after_its_checks(rig: Rig) -> None:
+    """`shape: relay` (a document's download, a bill's preview): no rule reads the body, so the
+    backend's answer goes on as it came once the route's checks have passed."""
+    async def pdf(request: web.Request) -> web.StreamResponse:
+        return web.Response(body=b"%PDF-1.7 preview", content_type="application/pdf")
+
+    rig.script.fault = pdf
+    async with aiohttp.ClientSession() as http, http.get(rig.url("/api/v4/bills/5/preview.json"),
+                                                         headers=AUTH) as r:
+        assert r.status == 200 and await r.read() == b"%PDF-1.7 preview"

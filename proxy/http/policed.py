@@ -127,12 +127,15 @@ async def _prepare(
     violations = check_request(route, method, match.params, body, viewer)
     violations.extend(check_query(route, method, target.query, viewer.settings))
     fetched: dict[str, Any] = {}  # the records record checks read, by fields: fetched once for both sets
-    for binding, fields in record_checks(route, method, body, viewer):
-        if fields not in fetched:
-            fetched[fields] = await _prefetch(services, segments, authorization, fields)
-        record = fetched[fields]
-        if record is not None and (v := check_record(binding, record, viewer)) is not None:
-            violations.append(v)
+    try:
+        for binding, fields in record_checks(route, method, body, viewer):
+            if fields not in fetched:
+                fetched[fields] = await _prefetch(services, segments, authorization, fields)
+            if (v := check_record(binding, fetched[fields], viewer)) is not None:
+                violations.append(v)
+    except ProxyError as exc:
+        # The record a check reads cannot be had or judged: enforce refuses, dry-run passes it on.
+        raise exc if effects.fail_closed else _PassOn(exc, raw_body) from None
     shadow_viewer = None
     if candidate is not None:
         shadow_viewer = await candidate_viewer(services, authorization, loaded, candidate.loaded, viewer)
@@ -220,7 +223,8 @@ async def _respond(x: Exchange, response: UpstreamResponse, method: str) -> web.
     if status not in (200, 201):
         raise BadGatewayError(f"the backend answered {status}, which cannot be examined")  # 206, 304...
     if x.route.shape is Shape.RELAY:
-        raise BadGatewayError("a relay route answered with a body to examine")
+        # No rule reads a relay route's body (a preview, a download); its checks have run: as it came.
+        return await pass_on(x.request, x.services, response, x.outcome)
     if method == "GET" and x.route.shape is Shape.INDEX:
         return await respond_index(x, response, headers)
     return await respond_show(x, response, headers)
@@ -279,10 +283,13 @@ async def _prefetch(services: Services, segments: tuple[str, ...], authorization
     except ProxyError as exc:
         raise UnavailableError("the activity could not be checked") from exc
     if status == 404:
-        return None  # the backend will answer the PATCH with 404 itself
-    if status != 200 or not isinstance(body, dict):
-        raise UnavailableError("the activity could not be checked")
-    return body.get("data")
+        raise NotFoundError("no such record")  # what the backend answers the write; never forwarded unchecked
+    data = body.get("data") if status == 200 and isinstance(body, dict) else None
+    asked = segments[-1].removesuffix(".json")
+    if not isinstance(data, dict) or (asked.isdigit() and data.get("id") != int(asked)):
+        # No record, or another one: the check cannot be made, so the write cannot go (fail closed).
+        raise UnavailableError("the record could not be checked")
+    return data
 
 
 async def _shadow_checks(
@@ -300,8 +307,7 @@ async def _shadow_checks(
         for binding, fields in record_checks(candidate.route, method, body, viewer):
             if fields not in fetched:  # the candidate checks a record the live set let through: it must read it
                 fetched[fields] = await _prefetch(services, segments, authorization, fields)
-            record = fetched[fields]
-            if record is not None and (v := check_record(binding, record, viewer)) is not None:
+            if (v := check_record(binding, fetched[fields], viewer)) is not None:
                 extra.append(v)
     except ProxyError:
         tally.add(template, [(NO_RULE, Kind.UNDECIDABLE, "")])

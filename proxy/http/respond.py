@@ -111,6 +111,9 @@ class _Emitter:
         self._response = web.StreamResponse(status=status, headers=headers)
         self._pending: list[bytes] = []
         self._size = 0
+        # A HEAD is answered like the GET it was forwarded as, without its body: aiohttp frames no
+        # body for HEAD, so bytes written would desynchronise the connection for the next request.
+        self._head = x.request.method == "HEAD"
 
     @property
     def response(self) -> web.StreamResponse:
@@ -134,12 +137,12 @@ class _Emitter:
             data = self._gzip.compress(data)
         if not self._response.prepared:
             await self._response.prepare(self._x.request)
-        if data:
+        if data and not self._head:
             await self._response.write(data)
 
     async def finish(self) -> web.StreamResponse:
         await self._flush()
-        if self._gzip is not None:
+        if self._gzip is not None and not self._head:
             await self._response.write(self._gzip.flush())
         await self._response.write_eof()
         return self._response
