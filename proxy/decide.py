@@ -175,7 +175,8 @@ def make_plan(route: Route, settings: UserSettings, client: Selection | None, *,
         if not rule.active(settings):
             continue
         here = _names_at(selection, binding)
-        if here is None or (rule.targets is not None and not (rule.targets & here)):
+        if here is None or (rule.targets is not None and not (rule.targets & here)
+                            and not (rule.keeps is not None and here - rule.keeps)):
             # The client selected neither the location nor what the rule changes: nothing to decide.
             undecided.append(binding)
             continue
@@ -225,8 +226,12 @@ def _names_at(selection: Selection, binding: Binding[Any]) -> frozenset[str] | N
     top = next((f for f in selection if f.name == binding.at.top), None)
     if top is None:
         return None
-    if len(binding.at.steps) == 1 and top.sub is not None:
-        return frozenset(top.sub)
+    if len(binding.at.steps) == 1:
+        return frozenset(top.sub) if top.sub is not None else DEFAULT_NESTED
+    if top.sub is None or binding.at.steps[1][0] not in top.sub:
+        # `matter_bill_recipients{id,etag}` leaves the recipient out: nothing there to decide on (its
+        # etags, which digest it, are sealed as an undecided rule's are: Plan.seal_at).
+        return None
     return DEFAULT_NESTED
 
 

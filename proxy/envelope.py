@@ -75,7 +75,10 @@ def split_index(raw: bytes) -> tuple[list[msgspec.Raw], Any]:
     if index.meta is msgspec.UNSET:
         return index.data, msgspec.UNSET
     meta_raw = bytes(index.meta)
-    meta = orjson.loads(meta_raw)  # msgspec has validated it
+    try:
+        meta = orjson.loads(meta_raw)  # msgspec validated it, but takes numbers orjson does not (1e400)
+    except orjson.JSONDecodeError:
+        raise UndecidableError("the index meta is not valid JSON") from None
     refuse_repeated_keys(meta_raw, meta, "the index meta")
     return index.data, meta
 

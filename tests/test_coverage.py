@@ -212,3 +212,14 @@ def test_check_with_an_openapi_document_reports_its_uncovered_places(
 
 def test_the_bundled_policies_pass_check(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["check", "--settings", str(SETTINGS)]) == 0
+
+
+def test_check_refuses_a_created_contacts_query_without_the_caller(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Without `{caller_id}` the created-contacts fact lists every contact: all would count as the
+    caller's own, and a restricted caller would see them all."""
+    policies = copy_policies(tmp_path)
+    facts = policies / "facts.yaml"
+    facts.write_text(facts.read_text().replace("{caller_id}", "2"))
+    assert main(["check", "--settings", str(SETTINGS), "--policies", str(policies)]) == 2
+    assert "facts.created_contacts.query: must filter by the caller" in capsys.readouterr().err

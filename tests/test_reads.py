@@ -437,3 +437,31 @@ async def test_objects_nested_in_a_visible_contact_keep_only_the_defaults(
     assert status == 200, body[:300]
     clean(status, body)
     assert orjson.loads(body)["data"] == [expected]
+
+
+@pytest.mark.parametrize("how", PATHS)
+async def test_a_field_the_schema_does_not_know_is_decided_on_a_hidden_time_entry(
+    rig: Rig, http: aiohttp.ClientSession, how: str
+) -> None:
+    """`fields=id,quantity_v2` names no hours field, yet a newer backend's `quantity_v2` can carry the
+    hours: a hidden entry keeps only the Activity schema's fields, whatever the client selected."""
+    record = {**HIDDEN_ENTRY, "quantity_v2": HOURS}
+    status, body = await answer(rig, http, "/api/v4/activities.json?fields=id,quantity_v2", index(record), how)
+    assert status == 200, body[:300]
+    clean(status, body)
+    assert orjson.loads(body)["data"] == [{"id": 41, "quantity_redacted": True}]
+
+
+async def test_a_two_step_place_left_out_of_the_braces_is_undecided_and_its_etags_sealed(
+    rig: Rig, http: aiohttp.ClientSession
+) -> None:
+    """`matter_bill_recipients{id,etag}` leaves the recipient out: the bill recipients rule decides
+    nothing there, and the etags that digest the recipient are the proxy's, not the backend's."""
+    record = {"id": 500, "etag": "e", "matter_bill_recipients": [{"id": 7, "etag": "r", "recipient": HIDDEN}]}
+    path = "/api/v4/matters.json?fields=id,etag,matter_bill_recipients%7Bid,etag%7D"
+    status, body = await answer(rig, http, path, index(record), "buffered")
+    assert status == 200, body[:300]
+    clean(status, body)
+    got = orjson.loads(body)["data"][0]
+    assert got["etag"].startswith('"rp.') and got["matter_bill_recipients"][0]["etag"].startswith('"rp.')
+    assert "recipient" not in got["matter_bill_recipients"][0]

@@ -131,7 +131,10 @@ class FactsService:
                     responsible.add(_id(matter))
                 if matter.get("client") is not None:
                     contacts.add(_id(matter["client"]))
-                for value in matter.get("custom_field_values") or []:
+                values = matter.get("custom_field_values") or []
+                if not isinstance(values, list):
+                    raise UnavailableError("the matters index has an unexpected shape")
+                for value in values:
                     if isinstance(value, dict) and value.get("field_type") == "contact" and value.get("contact"):
                         contacts.add(_id(value["contact"]))
             return MatterFacts(frozenset(ids), frozenset(responsible), frozenset(contacts))
@@ -169,7 +172,10 @@ class FactsService:
             if not isinstance(data, list):
                 raise UnavailableError(f"the {fact} index has an unexpected shape")
             records.extend(data)
-            paging = (body.get("meta") or {}).get("paging") or {}
+            meta = body.get("meta") or {}
+            paging = (meta.get("paging") or {}) if isinstance(meta, dict) else None
+            if not isinstance(paging, dict) or not all(isinstance(r, dict) for r in data):
+                raise UnavailableError(f"the {fact} index has an unexpected shape")
             link = paging.get("next") if isinstance(paging, dict) else None
             if link is None:
                 break

@@ -116,6 +116,17 @@ def _compile_facts(
         if not isinstance(query, dict) or not all(isinstance(v, str | int) for v in query.values()):
             problems.add(doc.where("facts", name, "query"), f"facts.{name}.query: must map names to strings")
             continue
+        names_caller = any("{caller_id}" in str(v) for v in query.values())
+        if name == "created_contacts" and not names_caller:
+            # Without the caller in its filter this query lists every contact: all would count as
+            # created by the caller, and a restricted caller would see them all.
+            problems.add(doc.where("facts", name, "query"),
+                         "facts.created_contacts.query: must filter by the caller ({caller_id})")
+            continue
+        if name != "created_contacts" and names_caller:
+            problems.add(doc.where("facts", name, "query"), f"facts.{name}.query: {{caller_id}} is known only "
+                         "to created_contacts")
+            continue
         facts[name] = FactsQuery(path, tuple((k, str(v)) for k, v in query.items()))
     return base, facts
 

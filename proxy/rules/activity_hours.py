@@ -95,6 +95,7 @@ def hours_judge(viewer: Viewer) -> Callable[[Any], bool]:
 
 class HoursRedaction:
     targets: frozenset[str] | None = frozenset(HOURS_FIELDS) | {"quantity_redacted"}
+    keeps: frozenset[str] | None = KNOWN_FIELDS
 
     def active(self, settings: UserSettings) -> bool:
         return restricted(settings)

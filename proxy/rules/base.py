@@ -44,6 +44,9 @@ class RespondRule(Protocol):
     targets: frozenset[str] | None
     """Fields the rule changes; None: it replaces the whole object. A binding whose targets the
     client did not select has nothing to change and is skipped."""
+    keeps: frozenset[str] | None
+    """The allowlist a redacted object is cut to, if any (a hidden time entry keeps the schema's
+    fields): a selection naming a field outside it has something to change too (`quantity_v2`)."""
 
     def active(self, settings: UserSettings) -> bool:
         """Whether the caller's settings make this rule apply at all (plans depend on settings only,

@@ -26,6 +26,7 @@ def restricted(settings: UserSettings) -> bool:
 
 class RateRedaction:
     targets: frozenset[str] | None = frozenset(RATE_FIELDS) | {"redacted"}
+    keeps: frozenset[str] | None = None
 
     def active(self, settings: UserSettings) -> bool:
         return restricted(settings)

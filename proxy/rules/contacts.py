@@ -152,6 +152,7 @@ def stub(obj: dict[str, Any]) -> dict[str, Any]:
 
 class ContactRedaction:
     targets: frozenset[str] | None = None
+    keeps: frozenset[str] | None = None
 
     def active(self, settings: UserSettings) -> bool:
         return restricted(settings)
@@ -179,6 +180,7 @@ class ContactFilter:
     """Lists of contacts hold only visible ones; apply drops the record instead of redacting it."""
 
     targets: frozenset[str] | None = None
+    keeps: frozenset[str] | None = None
 
     def active(self, settings: UserSettings) -> bool:
         return restricted(settings)

@@ -20,6 +20,7 @@ def hidden(settings: UserSettings) -> bool:
 
 class DetailRedaction:
     targets: frozenset[str] | None = frozenset({"detail", "detail_redacted"})
+    keeps: frozenset[str] | None = None
 
     def active(self, settings: UserSettings) -> bool:
         return hidden(settings)
