@@ -465,3 +465,27 @@ async def test_a_two_step_place_left_out_of_the_braces_is_undecided_and_its_etag
     got = orjson.loads(body)["data"][0]
     assert got["etag"].startswith('"rp.') and got["matter_bill_recipients"][0]["etag"].startswith('"rp.')
     assert "recipient" not in got["matter_bill_recipients"][0]
+
+
+async def test_a_link_header_names_the_clients_fields_on_the_proxys_origin(
+    rig: Rig, http: aiohttp.ClientSession
+) -> None:
+    """The backend's `Link` carries the fields the proxy asked for (`assignee{id,etag,type}`): the client
+    gets its own (`assignee`), on the proxy's origin, every Link line of it."""
+    origin = str(rig.proxy.services.upstream.origin)
+    links = [f'<{origin}/api/v4/tasks.json?fields=id,assignee%7Bid,etag,type%7D&page_token=n>; rel="next"',
+             '<https://docs.example/tasks>; rel="help"']
+    body = index({"id": 7, "assignee": {"id": 2, "type": "User"}})
+
+    async def linked(request: web.Request) -> web.StreamResponse:
+        response = web.Response(body=body, content_type="application/json")
+        for link in links:
+            response.headers.add("Link", link)
+        return response
+
+    rig.script.fault = linked
+    async with http.get(f"{rig.proxy.url}/api/v4/tasks.json?fields=id,assignee",
+                        headers={"Authorization": f"Bearer token-{RESTRICTED}"}) as r:
+        assert r.status == 200
+        got = r.headers.getall("Link")
+    assert got == [f'<{rig.proxy.url}/api/v4/tasks.json?fields=id,assignee&page_token=n>; rel="next"', links[1]]

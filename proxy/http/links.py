@@ -6,10 +6,9 @@ Paging links carry the client's own `fields`, never the ones the proxy added for
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 
 from aiohttp import web
-from multidict import CIMultiDict
+from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
 from ..errors import BadRequestError, UndecidableError
@@ -53,16 +52,32 @@ LINK_HEADERS = ("Location", "Content-Location", "Link")
 _LINK_TARGET = re.compile(r"<([^>]*)>")
 
 
-def copy_link_headers(upstream_headers: Mapping[str, str], out: CIMultiDict[str], upstream: URL, public: URL) -> None:
-    """Location, Content-Location and Link, with targets on the backend's origin moved to the public one."""
+def copy_link_headers(
+    upstream_headers: CIMultiDictProxy[str] | CIMultiDict[str], out: CIMultiDict[str], upstream: URL, public: URL,
+    client_fields: str | None = None, *, policed: bool = False,
+) -> None:
+    """Location, Content-Location and Link (every Link line), with targets on the backend's origin moved
+    to the public one. On a policed answer a Link target carries the client's own `fields`, never the
+    ones the proxy added for its decisions, as paging links in the body do."""
     for name in LINK_HEADERS:
-        value = upstream_headers.get(name)
-        if value is None:
-            continue
-        if name == "Link":
-            out[name] = _LINK_TARGET.sub(lambda m: f"<{rewrite_location(m.group(1), upstream, public)}>", value)
-        else:
-            out[name] = rewrite_location(value, upstream, public)
+        values = upstream_headers.getall(name, [])
+        for i, value in enumerate(values):
+            if name == "Link":
+                moved = _LINK_TARGET.sub(lambda m: f"<{_move(m.group(1), upstream, public, client_fields, policed)}>",
+                                         value)
+            else:
+                moved = rewrite_location(value, upstream, public)
+            if i == 0:
+                out[name] = moved
+            else:
+                out.add(name, moved)
+
+
+def _move(target: str, upstream: URL, public: URL, client_fields: str | None, policed: bool) -> str:
+    moved = rewrite_location(target, upstream, public)
+    if not policed or moved == target:
+        return moved  # relayed, or not on the backend's origin: as it came
+    return rewrite_link(target, upstream, public, client_fields)
 
 
 def rewrite_location(location: str, upstream: URL, public: URL) -> str:

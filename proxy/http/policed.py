@@ -214,7 +214,7 @@ async def _respond(x: Exchange, response: UpstreamResponse, method: str) -> web.
     status = response.status
     headers = client_response_headers(response.headers, policed=True)
     headers["X-Request-Id"] = x.outcome.request_id
-    copy_link_headers(response.headers, headers, x.services.upstream.origin, x.public)
+    copy_link_headers(response.headers, headers, x.services.upstream.origin, x.public, x.client_fields, policed=True)
     if status in (204, 205) or (300 <= status < 400 and status != 304):
         mark_private(headers)
         return web.Response(status=status, headers=headers)  # redirects are relayed, never followed

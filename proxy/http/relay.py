@@ -122,7 +122,9 @@ async def _write(client: web.StreamResponse, rewriter: PagingLinkRewriter | None
 
 def _json_2xx(request: web.Request, response: UpstreamResponse) -> bool:
     media = response.headers.get("Content-Type", "").partition(";")[0].strip().lower()
-    return request.method != "HEAD" and 200 <= response.status < 300 and media == "application/json"
+    # Not a 206: a range of the body, whose Content-Range a rewritten link would no longer match.
+    return request.method != "HEAD" and 200 <= response.status < 300 and response.status != 206 and (
+        media == "application/json")
 
 
 def _identity(response: UpstreamResponse) -> bool:
