@@ -44,3 +44,27 @@ async def test_undecidable_requests_pass_in_dry_run_and_fail_in_enforce(
         await dry.close()
         await enforce.close()
         await backend.close()
+
+
+async def test_a_write_with_a_query_parameter_passes_in_dry_run_and_is_refused_in_enforce(
+    settings_file: Path, http: aiohttp.ClientSession
+) -> None:
+    """A policed write takes no parameter but `fields` (a reference moved to the query is not checked):
+    enforce refuses it before the backend; dry-run passes it on, logged as undecidable."""
+    script = Script(caller={"id": 2, "roles": []}, default_answer=(201, {"data": {"id": 1}}))
+    backend = await start_app(make_scripted_app(script))
+    dry = await start_proxy(backend.make_url("/"), settings_file, mode="dry-run")
+    enforce = await start_proxy(backend.make_url("/"), settings_file)
+    body = b'{"data":{"subject":"s"}}'
+    try:
+        for proxy, status in ((enforce, 400), (dry, 201)):
+            async with http.post(f"{proxy.url}/api/v4/notes.json?contact_id=950", data=body,
+                                 headers={**AUTH, "Content-Type": "application/json"}) as r:
+                assert r.status == status
+        assert [r.path_qs for r in script.forwarded] == ["/api/v4/notes.json?contact_id=950"]
+        lines = [json.loads(line) for line in dry.log_lines() if '"event":"request"' in line]
+        assert lines[-1]["undecidable"] is not None
+    finally:
+        await dry.close()
+        await enforce.close()
+        await backend.close()

@@ -102,11 +102,13 @@ async def _prepare(
     method = "GET" if request.method == "HEAD" else request.method
     effects = services.effects
     authorization = request.headers.get("Authorization", "")
+    raw_body = await _read_body(request, services, method)
     if method != "GET" and any(key != "fields" for key, _ in target.query):
         # A write's references are checked in its body; one moved to the query (`?contact_id=5`,
-        # `ids[]=5`) would not be, so a policed write takes no parameter but `fields`.
-        raise BadRequestError("a write on a policed endpoint takes no query parameter but fields")
-    raw_body = await _read_body(request, services, method)
+        # `ids[]=5`) would not be, so a policed write takes no parameter but `fields` (dry-run: passed
+        # on as a request it cannot decide).
+        exc = BadRequestError("a write on a policed endpoint takes no query parameter but fields")
+        raise exc if effects.fail_closed else _PassOn(exc, raw_body)
     try:
         body = _parse_body(request, raw_body)
     except ProxyError as exc:
