@@ -4,7 +4,7 @@ Pure and synchronous; the responders (proxy/http/respond.py) only read, write an
 
 - One duplicate-key policy (`proxy.jsonkeys`): a key repeated anywhere is refused, on every path.
 - One envelope for an index, `{"data": [...], "meta": {...}}`, whether the body is read whole
-  (`index_whole`: Content-Length up to BUFFER_INDEX_BELOW) or streamed (`IndexStream`): the same
+  (`index_whole`: up to BUFFER_INDEX_BELOW, sized or chunked) or streamed (`IndexStream`): the same
   bytes give the same records and meta, or a refusal on both (tests/test_body_contract.py).
 - One definition of "pass the backend's bytes" (`transform.unchanged`): a record nothing can change
   goes out as the backend's exact bytes, on every path.

@@ -281,6 +281,6 @@ def apply(record: dict[str, Any], decisions: list[Decision]) -> dict[str, Any] |
         else:
             assert decision.key is not None
             target = container[decision.key]
-            if isinstance(target, dict):  # not already replaced by an earlier decision
+            if isinstance(target, dict):  # always, as judges refuse anything else: kept for the type
                 container[decision.key] = step.redact(target)
     return record

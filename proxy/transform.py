@@ -132,7 +132,7 @@ def transform_element(
 
 
 def parsed_or_none(raw: bytes) -> Any:
-    """A record's value, or None when orjson refuses what msgspec accepted (an integer wider than 64 bits)."""
+    """A record's value, or None when orjson refuses what msgspec accepted (a number past a double, 1e400)."""
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError:

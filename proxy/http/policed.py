@@ -43,7 +43,7 @@ from ..facts.viewer import Viewer
 from ..policy.canonical import CanonicalTarget, render_target
 from ..policy.fields import parse_fields, render_fields
 from ..policy.model import Binding, Match, Shape
-from ..query_check import check_query
+from ..query_check import PAGING, check_query
 from ..shadow import NO_RULE, Kind
 from ..writebody import check_content_type, encode_body, parse_body
 from .answers import error_response
@@ -59,7 +59,6 @@ from .upstream import UpstreamResponse, read_capped
 
 WRITES = frozenset({"POST", "PUT", "PATCH"})
 _ERROR_TYPE = re.compile(r"[A-Za-z]{1,64}\Z")
-PAGING_PARAMS = frozenset({"fields", "limit", "page_token", "order"})
 
 
 async def handle_policed(
@@ -382,7 +381,7 @@ def _count_target(
 ) -> str | None:
     """None when the filter's visible set itself is the honest count (its unfiltered whole index:
     the contacts index for the contacts filter)."""
-    filters = tuple((k, v) for k, v in query if k not in PAGING_PARAMS)
+    filters = tuple((k, v) for k, v in query if k not in PAGING and k != "order")  # neither changes the count
     if filtered.definition.whole_index == template and not filters:
         return None
     return render_target(segments, (("fields", "id"), ("limit", "200"), ("order", "id(asc)"), *filters))

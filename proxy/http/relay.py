@@ -27,6 +27,7 @@ from ..facts.viewer import Viewer
 from ..policy.canonical import CanonicalTarget, render_target
 from ..rules.contacts import restricted
 from ..sentinel import SentinelMode, route_template, scan
+from .gaps import report_findings
 from .headers import client_response_headers, mark_private, upstream_request_headers
 from .links import copy_link_headers, public_origin
 from .relay_links import PagingLinkRewriter, rewrite_paging_links
@@ -225,15 +226,8 @@ def _sentinel_scan(
     doc, findings = scan(doc, lambda contact_id: contact_id not in visible, redact=redact)
     if not findings:
         return whole
-    route = route_template(target.match_segments, loaded.policies.base)
-    for finding in findings:
-        (route_label, path_label), first = services.ledger.label(route, finding.path)
-        services.metrics.policy_gap.labels(route_label, path_label).inc()
-        if first:
-            # What and where, never the value: no name, no id (the route and path are templates).
-            services.log.warning("policy_gap", request_id=outcome.request_id, route=route_label,
-                                 path=path_label, mode=services.config.mode.value,
-                                 outcome="redacted" if redact else "reported")
+    report_findings(services, route_template(target.match_segments, loaded.policies.base), findings, redact,
+                    outcome)
     if not redact:
         return whole
     mark_private(headers)

@@ -1,4 +1,5 @@
-"""Bodies of policed responses: single objects buffered (bounded), indexes streamed record by record.
+"""Bodies of policed responses: single objects buffered (bounded); indexes read whole up to 1 MiB
+(sized, or chunked up to --buffer-chunked-index), larger ones streamed record by record.
 
 Every body is parsed in full; nothing the backend sent reaches the client unexamined. What the
 bytes may be and what goes out is the body contract (`proxy.body`, pure): the same on every path,
@@ -28,7 +29,7 @@ from .upstream import UpstreamResponse
 FLUSH_AT = 64 * 1024
 BUFFER_INDEX_BELOW = 1024 * 1024
 """An index body this small is parsed whole (one loads, one dumps: twice as fast as record by record);
-larger ones, and those of unknown length, stream."""
+larger ones stream, and so does one of unknown length past --buffer-chunked-index."""
 GZIP_MIN = 1024
 
 

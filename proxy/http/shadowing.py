@@ -1,7 +1,8 @@
 """The candidate set (--shadow-policies) beside the live one on one request: its caller's settings,
 its checks and its decisions on each record, compared with the live set's and tallied on the request's
 Outcome, then counted, logged and reported once per request. Nothing here changes what the client gets:
-the candidate reads what the live set fetched and never asks the backend for a field of its own.
+the candidate decides on the records the live set fetched and never adds a field to the live request;
+it fetches only facts, or a record a check of its own reads, that the live set did not need.
 """
 
 from __future__ import annotations

@@ -82,11 +82,6 @@ class Services:
         """What the mode applies: ask this, not the mode (proxy/effects.py)."""
         return self.config.mode.effects
 
-    @property
-    def enforce(self) -> bool:
-        """Whether decisions are applied (`effects.apply`); for callers that predate Effects."""
-        return self.effects.apply
-
 
 @dataclass(slots=True)
 class Outcome:
