@@ -364,3 +364,24 @@ async def test_a_huge_custom_field_value_names_no_contact(rig: Rig, http: aiohtt
     async with http.patch(rig.url("/api/v4/matters/500.json"), headers=AUTH, data=raw) as r:
         assert r.status == 200
     assert len(rig.own_requests("PATCH")) == 3
+
+
+@pytest.mark.parametrize("data,forwarded", [
+    ({"responsible_attorney": {"id": 2}}, False),            # matter 501 is attorney 9's: its hours would show
+    ({"responsible_attorney_id": "2"}, False),
+    ({"responsible_attorney": {"id": 9}, "description": "d"}, True),  # naming another attorney widens nothing
+])
+async def test_making_oneself_a_matters_responsible_attorney_is_refused(
+    rig: Rig, http: aiohttp.ClientSession, data: dict[str, Any], forwarded: bool
+) -> None:
+    rig.script.default_answer = (200, {"data": {"id": 501}})
+    status = await send(rig, http, "PATCH", "/api/v4/matters/501.json", data)
+    assert (status, bool(rig.own_requests("PATCH"))) == ((200, True) if forwarded else (403, False))
+
+
+async def test_naming_oneself_on_a_matter_one_already_answers_for_is_forwarded(
+    rig: Rig, http: aiohttp.ClientSession
+) -> None:
+    rig.script.default_answer = (200, {"data": {"id": 500}})
+    assert await send(rig, http, "PATCH", "/api/v4/matters/500.json", {"responsible_attorney": {"id": 2}}) == 200
+    assert rig.own_requests("PATCH")

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ProxyError, UndecidableError
+from ..errors import BadRequestError, ProxyError, UndecidableError
 from ..policy.model import Binding
 from .base import (
     ActionDef,
@@ -156,6 +156,47 @@ def _hides(binding: Binding[None], family: str) -> Hiding:
     return Hiding(frozenset(HOURS_FIELDS))
 
 
+@dataclass(frozen=True, slots=True)
+class Appoint:
+    """refuse_attorney_change: the status to refuse with."""
+
+    status: int
+
+
+def _appoint_spec(reader: SpecReader) -> Appoint:
+    return Appoint(read_status(reader))
+
+
+def _refuse_appointment(
+    binding: Binding[Appoint], params: dict[str, int], body: Any, viewer: Viewer
+) -> tuple[ProxyError, int | None] | None:
+    """A matter's responsible attorney sees its time entries' hours (4.0.8): a caller whose hours are
+    restricted who makes themselves that attorney of a matter they are not would widen what they see,
+    so the write is refused (SPEC 2.2: changing what makes an entry hidden)."""
+    if not restricted(viewer.settings) or body is None or not params:
+        return None
+    from .contacts import reference_id  # the id as the backend would read it (an int or digit string)
+
+    data = body_data(body)
+    named: list[Any] = []
+    if "responsible_attorney" in data:
+        ref = data["responsible_attorney"]
+        if ref is not None and not isinstance(ref, dict):
+            raise BadRequestError("`responsible_attorney` must be an object")
+        if isinstance(ref, dict) and ref.get("id") is not None:
+            named.append(ref["id"])
+    if data.get("responsible_attorney_id") is not None:
+        named.append(data["responsible_attorney_id"])
+    matter = params[next(iter(params))]
+    responsible = viewer.responsible_matters
+    if responsible is None:
+        raise UndecidableError("responsible matters were not resolved")
+    if any(reference_id(value) == viewer.user_id for value in named) and matter not in responsible:
+        return refusal(binding, binding.spec.status, "you cannot make yourself the responsible attorney of this "
+                       "matter (it would show you its time entries' hours)"), matter
+    return None
+
+
 RULE = RuleDef(
     "activity_hours_visibility",
     SETTING,
@@ -165,6 +206,7 @@ RULE = RuleDef(
         ActionDef("refuse_hours_edit", frozenset({"status", "fields"}), _edit_spec,
                   # the activity as the backend has it, with what the hours judgement reads
                   record_check=RecordCheck("id,type,user{id},matter{id}", _edit_wanted, _edit_refused)),
+        ActionDef("refuse_attorney_change", frozenset({"status"}), _appoint_spec, check=_refuse_appointment),
     ),
     restricted,
     facts=("responsible_matters",),
