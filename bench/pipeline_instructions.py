@@ -31,14 +31,9 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from peers.page import FIELDS, PAGE_BYTES  # bench/ is the script's own directory: first on the path
 
 ROOT = Path(__file__).resolve().parent.parent
-FIELDS = ("id,etag,type,date,quantity,rounded_quantity,quantity_in_hours,rounded_quantity_in_hours,"
-          "quantity_redacted,price,total,non_billable,non_billable_total,no_charge,billed,on_bill,flat_rate,"
-          "contingency_fee,note,created_at,updated_at,matter{id,display_number},user{id,name},"
-          "activity_description{id,name},expense_category{id,name},vendor{id,name,type},calendar_entry,"
-          "communication,task")
-PAGE_BYTES = 100_000
 CASES = ("restricted-buffered", "restricted-streamed", "visible-buffered", "visible-streamed")
 
 

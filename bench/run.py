@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from peers.page import FIELDS, PAGE_BYTES
 from peers.redact import CALLER as RESTRICTED_USER  # the caller the peers redact for is the one checked
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -49,14 +50,6 @@ PEERS_ENV = {**os.environ, "PYTHONPATH": str(PEERS.parent)}
 CLIENT_CORE, SERVER_CORE = "0", "1"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
-# Many fields, nested ones included: ~760 bytes a record. The limit is chosen from a measurement so
-# that the page is ~100 KB.
-FIELDS = ("id,etag,type,date,quantity,rounded_quantity,quantity_in_hours,rounded_quantity_in_hours,"
-          "quantity_redacted,price,total,non_billable,non_billable_total,no_charge,billed,on_bill,flat_rate,"
-          "contingency_fee,note,created_at,updated_at,matter{id,display_number},user{id,name},"
-          "activity_description{id,name},expense_category{id,name},vendor{id,name,type},calendar_entry,"
-          "communication,task")
-PAGE_BYTES = 100_000
 BLOB_BYTES = 102_400
 BIG_TIMEOUT = 600
 

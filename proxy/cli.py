@@ -19,6 +19,7 @@ from .config import (
     Option,
     add_options,
     build_config,
+    host_port,
     resolve,
     unknown_variables,
 )
@@ -364,9 +365,7 @@ def _demo(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     raw, names = resolve(DEMO_OPTIONS, args, environ)
     problems: list[str] = []
     for name in ("listen", "backend_listen", "admin_listen"):
-        host, _, port = str(raw[name]).rpartition(":")
-        if not host or not port.isdigit() or int(port) > 65535:
-            problems.append(f"{names[name]}: {raw[name]!r} must be HOST:PORT")
+        host_port(str(raw[name]), names[name], problems)
     if raw["mode"] not in ("enforce", "dry-run"):
         problems.append(f"{names['mode']}: {raw['mode']!r} is not one of enforce, dry-run")
     if problems:

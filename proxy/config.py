@@ -264,8 +264,8 @@ def build_config(args: argparse.Namespace, environ: Mapping[str, str] = os.envir
         problems.append(f"{names['ready_requires_upstream']}: {ready!r} is not one of on, off")
     config = RunConfig(
         upstream=upstream,
-        listen=_host_port(raw["listen"] or "", names["listen"], problems),
-        admin_listen=_host_port(raw["admin_listen"] or "", names["admin_listen"], problems),
+        listen=host_port(raw["listen"] or "", names["listen"], problems),
+        admin_listen=host_port(raw["admin_listen"] or "", names["admin_listen"], problems),
         policies=Path(raw["policies"]) if raw["policies"] else None,
         settings=Path(need("settings")),
         mode=mode,
@@ -372,7 +372,7 @@ def _upstream_ssl(
     return context
 
 
-def _host_port(text: str, flag: str, problems: list[str]) -> tuple[str, int]:
+def host_port(text: str, flag: str, problems: list[str]) -> tuple[str, int]:
     host, _, port = text.rpartition(":")
     if not host or not port.isdigit() or not 0 <= int(port) < 65536:
         problems.append(f"{flag}: {text!r} must be HOST:PORT")

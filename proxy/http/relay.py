@@ -70,7 +70,7 @@ async def pass_on(
     public = public_origin(request, services.config.public_origin)
     copy_link_headers(response.headers, out_headers, services.upstream.origin, public)
     rewriter: PagingLinkRewriter | None = None
-    if _json_2xx(request, response) and _identity(response):
+    if _json_2xx(request, response) and response.encoding == "identity":
         # Its paging links may be rewritten: the backend's length and digests would not hold.
         rewriter = PagingLinkRewriter(services.upstream.origin, public)
         for name in (*BODY_DIGESTS, "Content-Length"):  # sent chunked: the links may change its length
@@ -122,14 +122,9 @@ async def _write(client: web.StreamResponse, rewriter: PagingLinkRewriter | None
 
 
 def _json_2xx(request: web.Request, response: UpstreamResponse) -> bool:
-    media = response.headers.get("Content-Type", "").partition(";")[0].strip().lower()
     # Not a 206: a range of the body, whose Content-Range a rewritten link would no longer match.
     return request.method != "HEAD" and 200 <= response.status < 300 and response.status != 206 and (
-        media == "application/json")
-
-
-def _identity(response: UpstreamResponse) -> bool:
-    return _encoding(response) == "identity"
+        response.media_type == "application/json")
 
 
 async def _restricted_viewer(request: web.Request, services: Services, loaded: Loaded) -> Viewer | None:
@@ -160,7 +155,7 @@ async def _restricted_viewer(request: web.Request, services: Services, loaded: L
 
 async def _read_to_scan(services: Services, response: UpstreamResponse, held: list[bytes]) -> bytes | None:
     """The whole body when it can be scanned; None (the bytes read so far in `held`) when not."""
-    if _encoding(response) not in DECODABLE:
+    if response.encoding not in DECODABLE:
         _unscanned(services, "encoded")
         return None
     if response.status == 206:
@@ -186,7 +181,7 @@ async def _read_to_scan(services: Services, response: UpstreamResponse, held: li
 def _decoded(services: Services, response: UpstreamResponse, whole: bytes) -> bytes | None:
     """The body as JSON text: gzip and deflate undone within --sentinel-max-body (a small body
     cannot unpack past the limit); None when it cannot be (counted)."""
-    if _encoding(response) == "identity":
+    if response.encoding == "identity":
         return whole
     limit = services.config.sentinel_max_body
     inflater = zlib.decompressobj(wbits=47)  # gzip or zlib framing, told apart by their headers
@@ -202,10 +197,6 @@ def _decoded(services: Services, response: UpstreamResponse, whole: bytes) -> by
         _unscanned(services, "malformed")
         return None
     return plain
-
-
-def _encoding(response: UpstreamResponse) -> str:
-    return response.headers.get("Content-Encoding", "identity").strip().lower()
 
 
 def _sentinel_scan(

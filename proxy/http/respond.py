@@ -43,10 +43,9 @@ def accepts_gzip(request: web.Request) -> bool:
 
 def check_json_response(response: UpstreamResponse) -> None:
     """We asked for identity JSON; anything else cannot be examined exactly."""
-    if response.headers.get("Content-Encoding", "identity").strip().lower() != "identity":
+    if response.encoding != "identity":
         raise BadGatewayError("the backend sent an encoding that was not asked for")
-    media = response.headers.get("Content-Type", "").partition(";")[0].strip().lower()
-    if media != "application/json":
+    if response.media_type != "application/json":
         raise BadGatewayError("the backend's answer is not JSON")
 
 

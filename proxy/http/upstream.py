@@ -58,6 +58,16 @@ class UpstreamResponse:
         self.content_length: int | None = response.content_length
         self._content = response.content
 
+    @property
+    def encoding(self) -> str:
+        """Its Content-Encoding, lower-cased (`identity` when none)."""
+        return self.headers.get("Content-Encoding", "identity").strip().lower()
+
+    @property
+    def media_type(self) -> str:
+        """Its Content-Type without parameters, lower-cased (`application/json`)."""
+        return self.headers.get("Content-Type", "").partition(";")[0].strip().lower()
+
     def chunks(self, size: int = 0) -> AsyncIterator[bytes]:
         """The body as it arrives: chunks of at most `size` bytes (0: whatever has arrived)."""
         return _Chunks(self._content, size)
@@ -163,7 +173,7 @@ class Upstream:
             body = await response.read(MAX_FACTS_BODY)
             if response.status != 200:
                 return response.status, None
-            if response.headers.get("Content-Encoding", "identity") != "identity":
+            if response.encoding != "identity":
                 raise BadGatewayError("the backend sent an encoding that was not asked for")
             try:
                 return response.status, orjson.loads(body)
