@@ -60,7 +60,7 @@ class Option:
 
 _METAVARS = (  # first match wins
     (("etag-key",), "SECRET"), (("ready-requires",), "on|off"), (("sentinel-max", "buffer-chunked"), "BYTES"),
-    (("sentinel",), "off|report|redact"), (("interval",), "SECONDS"), (("openapi",), "FILE"),
+    (("sentinel",), "off|report|redact"), (("native",), "auto|require|off"), (("interval",), "SECONDS"), (("openapi",), "FILE"),
     (("listen",), "HOST:PORT"), (("timeout", "ttl", "grace"), "SECONDS"), (("body", "element"), "BYTES"),
     (("upstream-ca", "cert", "key", "settings"), "FILE"), (("policies",), "DIR"), (("connections",), "N"),
     (("upstream", "origin"), "URL"), (("ready",), "on|off"), (("mode",), "enforce|dry-run"), (("log-level",), "LEVEL"),
@@ -109,6 +109,9 @@ SERVE_OPTIONS = (
     Option("--sentinel", "redact", "off | report | redact: contacts hidden from a restricted caller in "
            "the JSON answers of endpoints no policy covers are counted and logged (report), and stubbed "
            "(redact, enforce mode only)"),
+    Option("--native", "auto", "auto | require | off: policed index records are decided on their bytes by "
+           "the compiled scanner (proxy/_scan) where it loaded (auto; said at start), must be (require: "
+           "start fails without it), or always by the pure-Python path (off)"),
     Option("--sentinel-max-body", "4194304", "largest unpoliced JSON answer the sentinel scans, bytes "
            "(larger ones are relayed unscanned and counted)"),
     Option("--decision-log-sample", "0", "share of requests (0..1) whose every decision is also logged as its own "
@@ -158,6 +161,7 @@ class RunConfig:
     etag_key: bytes | None = field(default=None, repr=False)  # a secret: never in a repr or a log line
     sentinel: SentinelMode = SentinelMode.REDACT
     sentinel_max_body: int = 4194304
+    native: str = "auto"
     decision_log_sample: float = 0.0
     decisions_ring: int = 1000
     watch_interval: float = 5.0
@@ -254,6 +258,8 @@ def build_config(args: argparse.Namespace, environ: Mapping[str, str] = os.envir
     except ValueError:
         problems.append(f"{names['sentinel']}: {raw['sentinel']!r} is not one of off, report, redact")
         sentinel = SentinelMode.REDACT
+    if raw["native"] not in ("auto", "require", "off"):
+        problems.append(f"{names['native']}: {raw['native']!r} is not one of auto, require, off")
     if raw["log_level"] not in ("debug", "info", "warning"):
         problems.append(f"{names['log_level']}: {raw['log_level']!r} is not one of debug, info, warning")
     gzip_level = int(number("gzip_level", int, -1))
@@ -293,6 +299,7 @@ def build_config(args: argparse.Namespace, environ: Mapping[str, str] = os.envir
         etag_key=_etag_key(raw["etag_key"], names["etag_key"], problems),
         sentinel=sentinel,
         sentinel_max_body=int(number("sentinel_max_body", int)),
+        native=str(raw["native"]),
         decision_log_sample=_rate(raw["decision_log_sample"], names["decision_log_sample"], problems),
         decisions_ring=int(number("decisions_ring", int, -1)),
         watch_interval=number("watch_interval", float, -1),
