@@ -24,6 +24,7 @@ from .envelope import split_index
 from .errors import UndecidableError
 from .jsonkeys import refuse_repeated_keys
 from .jsonstream import Element, EnvelopeError, IndexSplitter
+from .native import FALLBACK
 from .sentinel import GapScan
 from .transform import Observe, Seal, transform_element, transform_record, unchanged
 
@@ -48,6 +49,7 @@ class Judging:
     observe: Observe | None = None
     settle: Note | None = None
     gaps: GapScan | None = None
+    native: Any = None  # the compiled scanner of this answer (proxy.native.scanner), or None: the pure path
 
     @property
     def untouched(self) -> bool:
@@ -61,9 +63,26 @@ class Judging:
         return out
 
     def element(self, raw: bytes, path: str) -> bytes | None:
+        if self.native is not None:
+            done = self.native.run(raw)
+            if done is not FALLBACK:  # else a record the scanner is not sure of: the pure path below
+                out, found = done
+                if found:
+                    self._noted(self._decisions(found, path))
+                return out  # type: ignore[no-any-return]
         out, decisions = transform_element(raw, path, self.bound, enforce=self.apply, seal=self.seal,
                                            observe=self.observe, gaps=self.gaps)
         self._noted(decisions)
+        return out
+
+    def _decisions(self, found: list[tuple[int, int | None]], path: str) -> list[Decision]:
+        """The scanner's (step index, object id) as decide's Decisions: the step, the JSON path and
+        the object's id (all a decision is noted by; its values stay in the scanner)."""
+        steps = self.bound.plan.steps
+        out = []
+        for index, object_id in found:
+            step = steps[index]
+            out.append(Decision(step, path if step.key is None else f"{path}.{step.key}", {"id": object_id}))
         return out
 
     def _noted(self, decisions: list[Decision]) -> None:
@@ -117,34 +136,17 @@ class Index:
 
 
 def index_whole(raw: bytes, judging: Judging) -> Index:
-    """An index body read whole.
-
-    Records no rule reads, and records a dry-run only decides on, are sliced out by msgspec and
-    keep their exact bytes; otherwise the body is parsed once and the kept records dumped once
-    (twice as fast as record by record)."""
+    """An index body read whole: sliced by msgspec into its records' own bytes (validated), each
+    record then judged as a streamed one is (`Judging.element`), so both paths send the same bytes."""
+    records, meta = split_index(raw)
     if judging.untouched and judging.observe is None:
-        records, meta = split_index(raw)  # validated; the records' own bytes
         return Index(_RAW_LIST.encode(records), meta)
-    if judging.untouched or unchanged(judging.bound.plan, enforce=judging.apply):
-        records, meta = split_index(raw)
-        out = []
-        for i, record in enumerate(records):
-            element = judging.element(bytes(record), f"data[{i}]")
-            if element is not None:
-                out.append(element)
-        return Index(b"[" + b",".join(out) + b"]", meta)
-    doc = parse_json(raw, "the backend's index body")
-    if not isinstance(doc, dict) or "data" not in doc or not set(doc) <= {"data", "meta"}:
-        raise UndecidableError("the backend's index body is not {\"data\": [...], \"meta\": {...}}")
-    records = doc["data"]
-    if not isinstance(records, list):
-        raise UndecidableError("the index data is not a list")
-    kept = []
+    out = []
     for i, record in enumerate(records):
-        out_record = judging.record(record, f"data[{i}]")
-        if out_record is not None:
-            kept.append(out_record)
-    return Index(orjson.dumps(kept), doc.get("meta", NO_META))
+        element = judging.element(bytes(record), f"data[{i}]")
+        if element is not None:
+            out.append(element)
+    return Index(b"[" + b",".join(out) + b"]", meta)
 
 
 _RAW_LIST = msgspec.json.Encoder()

@@ -60,7 +60,8 @@ class Option:
 
 _METAVARS = (  # first match wins
     (("etag-key",), "SECRET"), (("ready-requires",), "on|off"), (("sentinel-max", "buffer-chunked"), "BYTES"),
-    (("sentinel",), "off|report|redact"), (("native",), "auto|require|off"), (("interval",), "SECONDS"), (("openapi",), "FILE"),
+    (("sentinel",), "off|report|redact"), (("native",), "auto|require|off"), (("interval",), "SECONDS"),
+    (("openapi",), "FILE"),
     (("listen",), "HOST:PORT"), (("timeout", "ttl", "grace"), "SECONDS"), (("body", "element"), "BYTES"),
     (("upstream-ca", "cert", "key", "settings"), "FILE"), (("policies",), "DIR"), (("connections",), "N"),
     (("upstream", "origin"), "URL"), (("ready",), "on|off"), (("mode",), "enforce|dry-run"), (("log-level",), "LEVEL"),

@@ -17,6 +17,10 @@ _ENTITY_TAG = re.compile(r'[ \t]*(\*|(?:W/)?"([\x21\x23-\x7e]*)")[ \t]*\Z')
 _PROXY_OPAQUE = re.compile(rf"rp\.([0-9a-f]{{{_MAC_HEX}}})(?:\.[0-9a-f]{{{_BODY_HEX}}})?\Z")
 
 
+_TAGS: dict[tuple[bytes, bytes, str], str] = {}
+_TAGS_KEPT = 65536  # about 10 MB at most; cleared whole when full (a process-wide memo, not a secret)
+
+
 @dataclass(frozen=True, slots=True)
 class Sealer:
     """Seals and verifies tags for one caller under one policy version, with the replicas' shared key."""
@@ -40,8 +44,16 @@ class Sealer:
         return hashlib.blake2b(message, key=self.key, digest_size=_MAC_HEX // 2).hexdigest()
 
     def record_tag(self, backend_etag: str) -> str:
-        """The `etag` member of a record a decision changed: quoted, like the API's."""
-        return f'"{PREFIX}{self.mac(backend_etag)}"'
+        """The `etag` member of a record a decision changed: quoted, like the API's. Remembered
+        (bounded): the same records are sealed page after page, and a MAC is the costliest step of a
+        restricted record after parsing it."""
+        memo = (self.key, self.scope, backend_etag)
+        tag = _TAGS.get(memo)
+        if tag is None:
+            if len(_TAGS) >= _TAGS_KEPT:
+                _TAGS.clear()
+            tag = _TAGS[memo] = f'"{PREFIX}{self.mac(backend_etag)}"'
+        return tag
 
     def header_tag(self, backend_etag: str | None, body: bytes) -> str:
         """The ETag header of a buffered answer. The body digest keeps If-None-Match per

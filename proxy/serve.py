@@ -17,6 +17,7 @@ from typing import Any
 
 from aiohttp import web
 
+from . import native
 from .config import RunConfig
 from .facts.settings import load_settings
 from .http.admin import make_admin_app
@@ -61,6 +62,13 @@ def load(policies: Path | None, settings: Path, specs: list[SpecIndex] | None = 
     return Loaded(compiled, loaded_settings, settings_version)
 
 
+def scanner_in_use(config: RunConfig) -> str:
+    """What decides policed index records, as the start-up line says it (README "Speed")."""
+    if config.native == "off":
+        return "python (--native off)"
+    return "native" if native.available() else f"python (the compiled scanner did not load: {native.UNAVAILABLE})"
+
+
 def load_shadow(config: RunConfig) -> Loaded | None:
     """The candidate set of --shadow-policies/--shadow-settings (each defaulting to the live one's), or None."""
     if not config.shadowing:
@@ -70,6 +78,8 @@ def load_shadow(config: RunConfig) -> Loaded | None:
 
 def load_config(config: RunConfig) -> Loaded:
     """The live set with its candidate beside it; at start-up a broken candidate stops the proxy too."""
+    if config.native == "require" and not native.available():
+        raise ConfigError([f"--native require: the compiled scanner did not load ({native.UNAVAILABLE})"])
     loaded = load(config.policies, config.settings)
     try:
         shadow = load_shadow(config)
@@ -120,7 +130,7 @@ async def serve(
     loop.add_signal_handler(signal.SIGHUP, reloader.spawn, "signal")
     log.info("listening", listen=f"{config.listen[0]}:{config.listen[1]}",
              admin_listen=f"{config.admin_listen[0]}:{config.admin_listen[1]}",
-             upstream=str(config.upstream), mode=config.mode.value)
+             upstream=str(config.upstream), mode=config.mode.value, scanner=scanner_in_use(config))
     if started is not None:
         await started(runner)
     try:

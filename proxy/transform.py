@@ -37,36 +37,46 @@ def transform_record(
     (the sentinel, for a restricted caller whose plan has unread places), those places are scanned
     after the decisions.
     """
+    out, decisions, _ = _transform(record, path, bound, enforce, seal, observe, gaps)
+    return out, decisions
+
+
+def _transform(
+    record: Any, path: str, bound: Bound, enforce: bool, seal: Seal | None, observe: Observe | None,
+    gaps: GapScan | None,
+) -> tuple[dict[str, Any] | None, list[Decision], bool]:
+    """transform_record, and whether anything of the record changed (shaped, decided, sealed, stripped)."""
     if not isinstance(record, dict):
         raise UndecidableError("a record is not an object")
     if observe is not None:
         observe(record, path)
     plan = bound.plan
-    if enforce and plan.shape is not None:
-        shape_record(record, plan.shape)
+    changed = enforce and plan.shape is not None and shape_record(record, plan.shape)
     decisions = decide(record, path, bound) if plan.steps else []
     out: dict[str, Any] | None = record
     if enforce and decisions:
         out = apply(record, decisions)
+        changed = True
     stubbed = gaps.check(out, path, plan.unread, decisions) if gaps is not None and out is not None else []
     if enforce and seal is not None and out is not None and (decisions or plan.seal_at or stubbed):
-        _reseal(out, decisions, plan.seal_at, seal, stubbed)
+        changed |= _reseal(out, decisions, plan.seal_at, seal, stubbed)
     if out is not None and plan.strips:
-        strip_added(out, plan.added)
-    return out, decisions
+        changed |= strip_added(out, plan.added)
+    return out, decisions, changed or bool(stubbed)
 
 
 def _reseal(
     record: dict[str, Any], decisions: list[Decision], seal_at: tuple[Location, ...], seal: Seal, stubbed: list[Any],
-) -> None:
+) -> bool:
     """The backend's etag of a changed object digests its hidden values, and so do the etags of the
     objects holding it (a task's etag covers its assignee's name): a caller could confirm guesses of
     them offline. Each is replaced by the proxy's tag, which still works for If-Match. The bundled
     policies' locations are at most two levels deep (`a[].b`): the record, the decided object's
     container and the object itself are every level there is. `seal_at`: where a rule the client's
     `fields` kept from deciding may still have left hidden values in an etag (Plan.seal_at).
-    `stubbed`: the objects the sentinel changed (GapScan.check)."""
+    `stubbed`: the objects the sentinel changed (GapScan.check). Whether any etag was replaced."""
     done: set[int] = set()  # one object changed twice (hours, then rate) is sealed once
+    sealed = False
     for obj in (*_changed(record, decisions, seal_at), *stubbed):
         if not isinstance(obj, dict) or id(obj) in done:
             continue
@@ -74,8 +84,10 @@ def _reseal(
         etag = obj.get("etag")
         if isinstance(etag, str):
             obj["etag"] = seal(etag)
+            sealed = True
         elif etag is not None:
             raise UndecidableError("an etag is not a string")
+    return sealed
 
 
 def _changed(record: dict[str, Any], decisions: list[Decision], seal_at: tuple[Location, ...]) -> Iterator[Any]:
@@ -120,14 +132,11 @@ def transform_element(
     except orjson.JSONDecodeError:
         raise UndecidableError("a record is not valid JSON") from None
     refuse_repeated_keys(raw, record, "a record")
-    stubs = gaps.redacted if gaps is not None else 0
-    out, decisions = transform_record(record, path, bound, enforce=enforce, seal=seal, observe=observe, gaps=gaps)
+    out, decisions, changed = _transform(record, path, bound, enforce, seal, observe, gaps)
     if out is None:
         return None, decisions
-    if gaps is not None and gaps.redacted != stubs:
-        return orjson.dumps(out), decisions  # the sentinel stubbed a hidden contact no step reads
-    if unchanged(plan, enforce=enforce):
-        return raw, decisions  # nothing could change it (dry-run, or only the sentinel read it): as it came
+    if not changed:
+        return raw, decisions  # nothing changed it (or nothing could: dry-run, only watched): as it came
     return orjson.dumps(out), decisions
 
 

@@ -14,6 +14,7 @@ from ..body import Judging
 from ..decide import Bound, Decision, Plan, Step
 from ..etag import Sealer
 from ..facts.viewer import Viewer
+from ..native import scanner
 from ..policy.model import Route
 from ..recent import PER_REQUEST
 from ..report import PATHS_PER_ENTRY, summarise
@@ -65,9 +66,14 @@ class Exchange:
         """What each record of the answer goes through (proxy/body.py): this exchange's plan, mode,
         noting, sealing, and the shadow candidate and sentinel watching beside it."""
         shadow = self.shadow
-        return Judging(self.bound, self.services.effects.apply, self.note, self.sealer.record_tag,
+        apply = self.services.effects.apply
+        seal = self.sealer.record_tag
+        compiled = None
+        if self.services.config.native != "off":
+            compiled = scanner(self.bound, apply=apply, watched=shadow is not None or self.gaps is not None, seal=seal)
+        return Judging(self.bound, apply, self.note, seal,
                        shadow.observe if shadow is not None else None,
-                       shadow.settle if shadow is not None else None, self.gaps)
+                       shadow.settle if shadow is not None else None, self.gaps, compiled)
 
     def note(self, decisions: list[Decision]) -> None:
         """Count each decision, keep it for /decisions/{id} (rule, action, path, id: no value) and the

@@ -134,17 +134,22 @@ def augment(selection: Selection, needs: Iterable[Need]) -> tuple[Selection, Add
     return tuple(fields.values()), added
 
 
-def strip_added(record: dict[str, Any], added: Added) -> None:
-    """Remove what augmentation added from one record, in place."""
+def strip_added(record: dict[str, Any], added: Added) -> bool:
+    """Remove what augmentation added from one record, in place; whether anything was there."""
+    stripped = False
     for name in added.top:
-        record.pop(name, None)
+        stripped |= record.pop(name, _ABSENT) is not _ABSENT
     for name, subs in added.nested.items():
         value = record.get(name)
         items = value if isinstance(value, list) else [value]
         for item in items:
             if isinstance(item, dict):
                 for sub in subs:
-                    item.pop(sub, None)
+                    stripped |= item.pop(sub, _ABSENT) is not _ABSENT
+    return stripped
+
+
+_ABSENT: Any = object()
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,7 +180,7 @@ class Shaping:
         object.__setattr__(self, "nested", nested)
 
 
-def shape_record(record: dict[str, Any], shaping: Shaping) -> None:
+def shape_record(record: dict[str, Any], shaping: Shaping) -> bool:
     """Keep, in place, only what was asked for, as the API renders it: top-level members the
     selection names; inside a member named with braces, the sub-members listed; inside one named
     without braces, and in objects one level further down, the nested defaults (id, etag, type),
@@ -186,9 +191,9 @@ def shape_record(record: dict[str, Any], shaping: Shaping) -> None:
     decisions, which refuse a shape they do not expect.
 
     Cheap when the backend obeyed `fields`: a key-set comparison (in C) per object, and a look at
-    each member's value.
+    each member's value. Returns whether anything was cut.
     """
-    _cut(record, shaping.keep)
+    cut = _cut(record, shaping.keep)
     nested = shaping.nested
     for name in _containers(record):  # only nested values change below, never the record's keys
         value = record[name]
@@ -196,22 +201,23 @@ def shape_record(record: dict[str, Any], shaping: Shaping) -> None:
             continue
         sub = nested[name]
         if sub is None:
-            _keep_only(value, DEFAULT_NESTED)
+            cut |= _keep_only(value, DEFAULT_NESTED)
             continue
         if sub is DECIDED:
-            _inner_defaults(value)
+            cut |= _inner_defaults(value)
             continue
         keep, decided = sub
         for item in (value,) if isinstance(value, dict) else _objects(value):
-            _cut(item, keep)
+            cut |= _cut(item, keep)
             for key in _containers(item):
                 inner = item[key]
                 if not isinstance(inner, _NESTED):
                     continue
                 if key in decided:
-                    _inner_defaults(inner)
+                    cut |= _inner_defaults(inner)
                 else:
-                    _keep_only(inner, DEFAULT_NESTED)
+                    cut |= _keep_only(inner, DEFAULT_NESTED)
+    return cut
 
 
 DECIDED: Any = ("decided",)
@@ -221,12 +227,14 @@ shown, so whatever objects a backend nested in it (a company, another contact) k
 defaults, as the API renders an object two levels down."""
 
 
-def _inner_defaults(value: dict[str, Any] | list[Any]) -> None:
+def _inner_defaults(value: dict[str, Any] | list[Any]) -> bool:
+    cut = False
     for item in _objects(value):
         for key in _containers(item):
             inner = item[key]
             if isinstance(inner, _NESTED):
-                _keep_only(inner, DEFAULT_NESTED)
+                cut |= _keep_only(inner, DEFAULT_NESTED)
+    return cut
 
 
 _NESTED = (dict, list)
@@ -240,11 +248,13 @@ def _containers(obj: dict[str, Any]) -> Iterator[str]:
     return compress(obj, map(not_, map(_SCALARS.__contains__, map(type, obj.values()))))
 
 
-def _cut(item: dict[str, Any], keep: frozenset[str]) -> None:
+def _cut(item: dict[str, Any], keep: frozenset[str]) -> bool:
     """Remove the members of `item` not in `keep`, in place (the others keep their order)."""
-    if not item.keys() <= keep:
-        for key in [k for k in item if k not in keep]:
-            del item[key]
+    if item.keys() <= keep:
+        return False
+    for key in [k for k in item if k not in keep]:
+        del item[key]
+    return True
 
 
 def _objects(value: dict[str, Any] | list[Any]) -> list[dict[str, Any]]:
@@ -259,12 +269,13 @@ def _objects(value: dict[str, Any] | list[Any]) -> list[dict[str, Any]]:
     return out
 
 
-def _keep_only(value: dict[str, Any] | list[Any], keep: frozenset[str]) -> None:
+def _keep_only(value: dict[str, Any] | list[Any], keep: frozenset[str]) -> bool:
     if isinstance(value, dict):
-        _cut(value, keep)
-        return
+        return _cut(value, keep)
+    cut = False
     for item in _objects(value):
-        _cut(item, keep)
+        cut |= _cut(item, keep)
+    return cut
 
 
 def selected_names(selection: Selection) -> frozenset[str]:

@@ -13,11 +13,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..errors import BadRequestError, ProxyError, UndecidableError
+from ..native import as_int64, names
 from ..policy.model import Binding
 from .base import (
     ActionDef,
     Hiding,
     Judge,
+    Native,
     RecordCheck,
     RuleDef,
     Setting,
@@ -64,6 +66,9 @@ KNOWN_FIELDS = frozenset({
 })
 """A hidden entry keeps only fields the schema names: a field a newer backend adds (`quantity_v2`)
 could carry the hours again, so on a hidden entry the allowlist wins."""
+
+
+_KNOWN, _HOURS = names(KNOWN_FIELDS), names(frozenset(HOURS_FIELDS))
 
 
 def restricted(settings: UserSettings) -> bool:
@@ -115,6 +120,11 @@ class HoursRedaction:
                 obj[name] = None
         obj["quantity_redacted"] = True
         return obj
+
+    def native(self, binding: Binding[None], viewer: Viewer) -> Native | None:
+        """hours_judge and redact as the compiled scanner's table (proxy.native)."""
+        me = as_int64(viewer.user_id)
+        return None if me is None else ("hours", (me, viewer.responsible_matters, _KNOWN, _HOURS))
 
 
 _FIELD = re.compile(r"[a-z_][a-z0-9_]*\Z")

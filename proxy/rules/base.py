@@ -18,6 +18,9 @@ if TYPE_CHECKING:
     from ..yamldoc import Doc, Problems
 
 Judge = Callable[[Any], bool | None]
+Native = tuple[str, tuple[Any, ...]]
+"""A respond rule's judgement and redaction as the compiled scanner's table (`native(binding, viewer)`,
+optional: proxy.native lists the kinds); a rule without one is decided by the pure path."""
 S = TypeVar("S")
 
 VIEWER_FACTS: dict[str, tuple[str, ...]] = {

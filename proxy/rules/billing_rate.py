@@ -9,8 +9,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ..errors import UndecidableError
+from ..native import as_int64
 from ..policy.model import Binding
-from .base import ActionDef, Hiding, Judge, RuleDef, Setting, no_spec, ref_id
+from .base import ActionDef, Hiding, Judge, Native, RuleDef, Setting, no_spec, ref_id
 
 if TYPE_CHECKING:
     from ..facts.settings import UserSettings
@@ -46,6 +47,13 @@ class RateRedaction:
             return none or ref_id(obj, "user") != me
 
         return hidden
+
+    def native(self, binding: Binding[None], viewer: Viewer) -> Native | None:
+        """judge and redact as the compiled scanner's table (proxy.native)."""
+        me = as_int64(viewer.user_id)
+        if me is None:
+            return None
+        return "rate", (viewer.settings[SETTING.key] == "none", me, tuple(n.encode() for n in RATE_FIELDS))
 
     def redact(self, obj: dict[str, Any]) -> dict[str, Any]:
         for name in RATE_FIELDS:

@@ -19,6 +19,7 @@ from .base import (
     ActionDef,
     Hiding,
     Judge,
+    Native,
     RuleDef,
     Setting,
     SpecReader,
@@ -175,6 +176,13 @@ class ContactRedaction:
     def redact(self, obj: dict[str, Any]) -> dict[str, Any]:
         return stub(obj)
 
+    def native(self, binding: Binding[Participants], viewer: Viewer) -> Native | None:
+        """judge and redact as the compiled scanner's table (proxy.native): a stub where hidden."""
+        if viewer.visible_contacts is None:
+            return None  # unresolved: the pure path refuses
+        spec = binding.spec
+        return "contact", (spec.participants, spec.non_contacts, viewer.visible_contacts)
+
 
 class ContactFilter:
     """Lists of contacts hold only visible ones; apply drops the record instead of redacting it."""
@@ -194,6 +202,9 @@ class ContactFilter:
 
     def redact(self, obj: dict[str, Any]) -> dict[str, Any]:
         raise AssertionError("filtered records are dropped, not redacted")
+
+    def native(self, binding: Binding[None], viewer: Viewer) -> Native | None:
+        return ("filter", (viewer.visible_contacts,)) if viewer.visible_contacts is not None else None
 
 
 def refuse_hidden_references(data: Any, binding: Binding[Reference], viewer: Viewer) -> None:

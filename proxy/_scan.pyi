@@ -1,0 +1,20 @@
+# The compiled scanner's interface (proxy/_scan.pyx), for mypy.
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+FALLBACK: object
+
+class Names:
+    def __init__(self, names: Iterable[bytes], values: list[int] | None = None) -> None: ...
+
+class Scanner:
+    def __init__(
+        self,
+        steps: Iterable[tuple[int, bytes | None, tuple[Any, ...]]],
+        shape: tuple[Any, Mapping[bytes, tuple[int, Any, Any]]] | None,
+        seal_at: Iterable[bytes | None],
+        seal: Callable[[str], str] | None,
+        strip_top: Any,
+        strip_nested: Mapping[bytes, Any],
+    ) -> None: ...
+    def run(self, raw: bytes) -> tuple[bytes | None, list[tuple[int, int | None]]] | object: ...
