@@ -8,6 +8,7 @@ import argparse
 import asyncio
 import os
 import re
+import shutil
 import signal
 import socket
 import time
@@ -219,13 +220,18 @@ async def test_workers_stop_when_the_supervisor_is_killed(demo: tuple[Firm, Test
     _, backend = demo
     log = tmp_path / "proxy.log"
     proxy = await spawn_proxy(str(backend.make_url("/")).rstrip("/"), settings_file, "--workers", "2", log=log)
+    left_behind: Path | None = None
     try:
         pids = worker_pids(log).values()
+        argv = Path(f"/proc/{next(iter(pids))}/cmdline").read_bytes().split(b"\0")
+        left_behind = Path(os.fsdecode(argv[argv.index(b"--worker-socket") + 1])).parent  # nobody to remove it
         proxy.process.kill()  # no signal to forward: the workers see their stdin close
         await wait_for(lambda: all(gone(pid) for pid in pids), "the orphaned workers to exit")
         assert {e["pid"] for e in log_lines(log) if e.get("event") == "stopped"} == set(pids)
     finally:
         proxy.stop()
+        if left_behind is not None:
+            shutil.rmtree(left_behind, ignore_errors=True)
 
 
 @pytest.mark.parametrize("given", ["0", "x", "-1", "1.5", "257"])
