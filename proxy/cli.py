@@ -122,9 +122,6 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the proxy in front of a backend", description=SERVE_DESCRIPTION,
                            formatter_class=raw)
     add_options(serve, SERVE_OPTIONS)
-    # Internal: how `--workers N` starts each worker (proxy/workers.py); no variable, no help.
-    serve.add_argument("--worker-index", dest="worker_index", type=int, default=None, help=argparse.SUPPRESS)
-    serve.add_argument("--worker-socket", dest="worker_socket", default=None, help=argparse.SUPPRESS)
     check = sub.add_parser(
         "check", help="validate policies and settings without serving",
         description="Load and compile the policies and the settings as `serve` would, print every problem "
@@ -185,8 +182,9 @@ def main(argv: list[str] | None = None, environ: Mapping[str, str] = os.environ)
 
 
 def _fail(problems: list[str]) -> int:
-    for problem in problems:
-        print(problem, file=sys.stderr)
+    # One write: the workers of `--workers N` share stderr, and their lines must not interleave.
+    sys.stderr.write("".join(f"{problem}\n" for problem in problems))
+    sys.stderr.flush()
     return 2
 
 
@@ -271,7 +269,7 @@ def _serve(args: argparse.Namespace, environ: Mapping[str, str], argv: list[str]
 
     from .memory import keep_heap_slack
     from .serve import load_config, serve
-    from .workers import supervise
+    from .workers import WORKER_VARIABLE, supervise
 
     if http_parser.HttpRequestParser is http_parser.HttpRequestParserPy:
         # aiohttp's two parsers disagree on what a valid request is (lower-case methods, HTTP/3.0,
@@ -285,9 +283,11 @@ def _serve(args: argparse.Namespace, environ: Mapping[str, str], argv: list[str]
     except (ConfigValueError, ConfigError) as exc:
         return _fail(exc.problems)
     try:
-        if args.worker_socket is not None:  # one of --workers N, started by the supervisor
+        seat = environ.get(WORKER_VARIABLE)
+        if seat is not None:  # one of --workers N, started by the supervisor
+            index, _, socket = seat.partition(":")
             keep_heap_slack()
-            asyncio.run(_worker(config, loaded, args.worker_index or 0, args.worker_socket))
+            asyncio.run(_worker(config, loaded, int(index), socket))
         elif config.workers > 1:
             # Checked above, loaded again by each worker: the supervisor itself serves no request.
             return asyncio.run(supervise(config, argv, environ))

@@ -39,6 +39,9 @@ START_SECONDS = 60.0
 KILL_AFTER = 10.0
 """Beyond --shutdown-grace, how long a worker that was told to stop may take before it is killed."""
 METRICS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
+WORKER_VARIABLE = "_REDACTION_PROXY_WORKER"
+"""Set by the supervisor only, to `INDEX:SOCKET`: this process is that worker (outside the REDACTION_PROXY_*
+namespace, which is the operator's)."""
 
 
 class WorkerFailedError(Exception):
@@ -62,7 +65,7 @@ class Supervisor:
         (self._directory / "metrics").mkdir()
         self._command = [sys.executable, "-m", "proxy.cli", *argv]
         # The workers read the same REDACTION_PROXY_* variables the supervisor did, and no others.
-        inherited = {k: v for k, v in os.environ.items() if not k.startswith(ENV_PREFIX)}
+        inherited = {k: v for k, v in os.environ.items() if not k.startswith(ENV_PREFIX) and k != WORKER_VARIABLE}
         self._env = {**inherited, **environ, METRICS_DIR_VARIABLE: self.metrics_dir}
         self.workers = [Worker(i, str(self._directory / f"worker-{i}.sock")) for i in range(config.workers)]
         self.stopping = False
@@ -91,8 +94,8 @@ class Supervisor:
     async def start(self, worker: Worker) -> None:
         """Start one worker and wait until it answers on its admin socket; WorkerFailedError if it exits first."""
         worker.process = await asyncio.create_subprocess_exec(
-            *self._command, "--worker-index", str(worker.index), "--worker-socket", worker.socket,
-            env=self._env, stdin=asyncio.subprocess.PIPE,  # its stdin closing tells it the supervisor is gone
+            *self._command, env={**self._env, WORKER_VARIABLE: f"{worker.index}:{worker.socket}"},
+            stdin=asyncio.subprocess.PIPE,  # its closing tells the worker the supervisor is gone
         )
         if self.stopping:  # SIGTERM came while it was being started
             _signal(worker, signal.SIGTERM)

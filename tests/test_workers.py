@@ -223,8 +223,9 @@ async def test_workers_stop_when_the_supervisor_is_killed(demo: tuple[Firm, Test
     left_behind: Path | None = None
     try:
         pids = worker_pids(log).values()
-        argv = Path(f"/proc/{next(iter(pids))}/cmdline").read_bytes().split(b"\0")
-        left_behind = Path(os.fsdecode(argv[argv.index(b"--worker-socket") + 1])).parent  # nobody to remove it
+        variables = Path(f"/proc/{next(iter(pids))}/environ").read_bytes().split(b"\0")
+        seat = next(v for v in variables if v.startswith(b"_REDACTION_PROXY_WORKER="))
+        left_behind = Path(os.fsdecode(seat.partition(b":")[2])).parent  # nobody else removes it
         proxy.process.kill()  # no signal to forward: the workers see their stdin close
         await wait_for(lambda: all(gone(pid) for pid in pids), "the orphaned workers to exit")
         assert {e["pid"] for e in log_lines(log) if e.get("event") == "stopped"} == set(pids)
