@@ -11,7 +11,7 @@ import sys
 from collections.abc import Mapping
 from importlib import metadata
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from .config import (
     SERVE_OPTIONS,
@@ -25,6 +25,10 @@ from .config import (
 )
 from .policy.spec import SpecIndex
 from .yamldoc import ConfigError
+
+if TYPE_CHECKING:
+    from .config import RunConfig
+    from .http.state import Loaded
 
 DESCRIPTION = """\
 Enforce the API changelog's data-visibility rules (contacts, activity hours, billing rates, Personal
@@ -40,7 +44,9 @@ SERVE_DESCRIPTION = """\
 Run the proxy in front of --upstream. Policies and settings are checked before anything listens;
 SIGHUP reloads them (keeping the old ones when the new ones are invalid), SIGTERM drains in-flight
 requests within --shutdown-grace. The admin listener serves /healthz, /readyz, /metrics, /policies, the
-rollout report (/report, /report.html; POST /report/reset) and /decisions/{request_id}."""
+rollout report (/report, /report.html; POST /report/reset) and /decisions/{request_id}. With --workers N
+above 1, N processes share --listen and a supervisor serves the admin listener for all of them, forwards
+the signals and restarts a worker that dies (the README's "Every core")."""
 
 CHECK_OPTIONS = (
     Option("--policies", None, "policy directory (default: the bundled policies)"),
@@ -155,6 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None, environ: Mapping[str, str] = os.environ) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
     unknown = unknown_variables(environ, KNOWN_VARIABLES)
     if unknown:
@@ -164,7 +171,7 @@ def main(argv: list[str] | None = None, environ: Mapping[str, str] = os.environ)
     if args.command == "coverage":
         return _coverage(args, environ)
     if args.command == "serve":
-        return _serve(args, environ)
+        return _serve(args, environ, argv)
     if args.command == "test":
         return _test(args, environ)
     if args.command == "demo-backend":
@@ -175,8 +182,9 @@ def main(argv: list[str] | None = None, environ: Mapping[str, str] = os.environ)
 
 
 def _fail(problems: list[str]) -> int:
-    for problem in problems:
-        print(problem, file=sys.stderr)
+    # One write: the workers of `--workers N` share stderr, and their lines must not interleave.
+    sys.stderr.write("".join(f"{problem}\n" for problem in problems))
+    sys.stderr.flush()
     return 2
 
 
@@ -256,11 +264,12 @@ def _coverage(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     return 1 if uncovered else 0
 
 
-def _serve(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+def _serve(args: argparse.Namespace, environ: Mapping[str, str], argv: list[str]) -> int:
     from aiohttp import http_parser
 
     from .memory import keep_heap_slack
     from .serve import load_config, serve
+    from .workers import WORKER_VARIABLE, supervise
 
     if http_parser.HttpRequestParser is http_parser.HttpRequestParserPy:
         # aiohttp's two parsers disagree on what a valid request is (lower-case methods, HTTP/3.0,
@@ -273,12 +282,36 @@ def _serve(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
         loaded = load_config(config)
     except (ConfigValueError, ConfigError) as exc:
         return _fail(exc.problems)
-    keep_heap_slack()
     try:
-        asyncio.run(serve(config, loaded))
+        seat = environ.get(WORKER_VARIABLE)
+        if seat is not None:  # one of --workers N, started by the supervisor
+            index, _, socket = seat.partition(":")
+            keep_heap_slack()
+            asyncio.run(_worker(config, loaded, int(index), socket))
+        elif config.workers > 1:
+            # Checked above, loaded again by each worker: the supervisor itself serves no request.
+            return asyncio.run(supervise(config, argv, environ))
+        else:
+            keep_heap_slack()
+            asyncio.run(serve(config, loaded))
     except OSError as exc:
         return _cannot_start(exc)
     return 0
+
+
+async def _worker(config: RunConfig, loaded: Loaded, index: int, socket: str) -> None:
+    from .log import make_logger
+    from .serve import serve
+    from .workers import until_orphaned
+
+    stop = asyncio.Event()
+    orphaned = asyncio.create_task(until_orphaned(stop))
+    try:
+        # Every line says which worker wrote it.
+        await serve(config, loaded, logger=make_logger(level=config.log_level).bind(worker=index, pid=os.getpid()),
+                    stop=stop, admin_socket=socket)
+    finally:
+        orphaned.cancel()
 
 
 def _test(args: argparse.Namespace, environ: Mapping[str, str]) -> int:

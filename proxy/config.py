@@ -65,7 +65,7 @@ _METAVARS = (  # first match wins
     (("listen",), "HOST:PORT"), (("timeout", "ttl", "grace"), "SECONDS"), (("body", "element"), "BYTES"),
     (("upstream-ca", "cert", "key", "settings"), "FILE"), (("policies",), "DIR"), (("connections",), "N"),
     (("upstream", "origin"), "URL"), (("ready",), "on|off"), (("mode",), "enforce|dry-run"), (("log-level",), "LEVEL"),
-    (("sample",), "RATE"), (("format",), "table|json"),
+    (("sample",), "RATE"), (("format",), "table|json"), (("workers",), "N|auto"),
 )
 
 
@@ -126,8 +126,12 @@ SERVE_OPTIONS = (
            "(default: no candidate; with only --shadow-settings, the live policies)"),
     Option("--shadow-settings", None, "the candidate's settings file (default: --settings); given alone, it "
            "shadows a settings change under the live policies"),
+    Option("--workers", "1", "processes serving --listen together (SO_REUSEPORT; auto: one per CPU this process "
+           "may run on); above 1 a supervisor starts them, serves the admin listener for all of them and "
+           "restarts one that dies (README: Every core)"),
 )
 MIN_ETAG_KEY = 32
+MAX_WORKERS = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,6 +172,7 @@ class RunConfig:
     watch_interval: float = 5.0
     shadow_policies: Path | None = None
     shadow_settings: Path | None = None
+    workers: int = 1
 
     @property
     def shadowing(self) -> bool:
@@ -306,6 +311,7 @@ def build_config(args: argparse.Namespace, environ: Mapping[str, str] = os.envir
         watch_interval=number("watch_interval", float, -1),
         shadow_policies=Path(raw["shadow_policies"]) if raw["shadow_policies"] else None,
         shadow_settings=Path(raw["shadow_settings"]) if raw["shadow_settings"] else None,
+        workers=_workers(raw["workers"], names["workers"], problems),
     )
     if config.watch_interval < 0:
         problems.append(f"{names['watch_interval']}: must be 0 (off) or more")
@@ -386,6 +392,20 @@ def host_port(text: str, flag: str, problems: list[str]) -> tuple[str, int]:
         problems.append(f"{flag}: {text!r} must be HOST:PORT")
         return ("", 0)
     return host.strip("[]"), int(port)
+
+
+def _workers(text: str | None, name: str, problems: list[str]) -> int:
+    """A whole number of worker processes, or `auto`: the CPUs this process may run on (its affinity,
+    which a container's cpuset narrows), else the machine's count."""
+    if text == "auto":
+        try:
+            return max(1, len(os.sched_getaffinity(0)))
+        except (AttributeError, OSError):  # no affinity call on this platform
+            return max(1, os.cpu_count() or 1)
+    if text is None or not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= MAX_WORKERS:
+        problems.append(f"{name}: {text!r} is not auto nor a whole number from 1 to {MAX_WORKERS}")
+        return 1
+    return int(text)
 
 
 def _rate(text: str | None, name: str, problems: list[str]) -> float:

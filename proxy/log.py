@@ -26,6 +26,8 @@ ALLOWED_KEYS = frozenset({
     "settings_version", "client", "bytes_in", "bytes_out", "trigger", "in_flight",
     # the candidate set (issue 11, --shadow-policies): where it differs, as (route, rule, kind, count, paths)
     "differences", "shadow_policy_version", "shadow_settings_version",
+    # serve --workers N (proxy/workers.py): which worker wrote a line, how one ended, how many run
+    "worker", "pid", "exit_status", "workers", "restarts",
 })
 
 

@@ -5,6 +5,7 @@ Labels come from closed sets only: route templates, rule and action names, statu
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
@@ -85,7 +86,10 @@ class Metrics:
             Histogram("redaction_proxy_request_duration_seconds",
                       "Time from a request's headers to its answer, by route template and status class",
                       ["route", "status_class"], buckets=DURATION_BUCKETS, registry=registry),
-            Gauge("redaction_proxy_requests_in_flight", "Requests being handled now", registry=registry),
+            # The multiprocess modes are how `serve --workers N` merges gauges across workers (proxy/workers.py);
+            # a single process ignores them. A dead worker's live gauges go with it.
+            Gauge("redaction_proxy_requests_in_flight", "Requests being handled now", registry=registry,
+                  multiprocess_mode="livesum"),
             Counter("redaction_proxy_load_shed", "Requests refused with 503 because the proxy was at capacity",
                     registry=registry),
             Counter("redaction_proxy_facts_cache", "Facts cache lookups: a hit needs no backend request",
@@ -93,12 +97,15 @@ class Metrics:
             Counter("redaction_proxy_facts_crawls", "Index crawls made to learn facts (each one or more pages)",
                     ["fact"], registry=registry),
             Gauge("redaction_proxy_build_info", "What is running: the package, policy and settings versions",
-                  ["version", "policy_version", "settings_version", "mode"], registry=registry),
+                  ["version", "policy_version", "settings_version", "mode"], registry=registry,
+                  multiprocess_mode="livemax"),
+            # Merged, 0 when any worker's last reload failed.
             Gauge("redaction_proxy_config_last_reload_successful",
-                  "1 if the last reload of policies and settings succeeded, 0 if it failed", registry=registry),
+                  "1 if the last reload of policies and settings succeeded, 0 if it failed", registry=registry,
+                  multiprocess_mode="livemin"),
             Gauge("redaction_proxy_config_last_reload_timestamp_seconds",
                   "When policies and settings were last (re)loaded or a reload failed, Unix time",
-                  registry=registry),
+                  registry=registry, multiprocess_mode="livemax"),
             Counter("redaction_proxy_config_reloads", "Reloads of policies and settings, by outcome",
                     ["outcome"], registry=registry),
             # Kinds are proxy.shadow.Kind; routes the templates of the two sets (or `unmatched`).
@@ -108,8 +115,18 @@ class Metrics:
         )
 
     def set_loaded(self, policy_version: str, settings_version: str, mode: str) -> None:
-        """build_info names exactly one set: the one serving now."""
-        self.build_info.clear()
+        """build_info names exactly one set: the one serving now.
+
+        The series it names no longer go to 0 before they go: with --workers a worker's values live in
+        a file that clear() does not touch, and a stale 1 there would name a set nobody serves.
+        """
+        for metric in self.build_info.collect():
+            for sample in metric.samples:
+                self.build_info.labels(**sample.labels).set(0)
+        with warnings.catch_warnings():
+            # "not implemented in multi-process mode": the zeros above are what it would have done there.
+            warnings.filterwarnings("ignore", "Clearing labels", UserWarning)
+            self.build_info.clear()
         self.build_info.labels(package_version(), policy_version, settings_version, mode).set(1)
 
     def exposition(self) -> bytes:

@@ -22,7 +22,7 @@ from .config import RunConfig
 from .facts.settings import load_settings
 from .http.admin import make_admin_app
 from .http.app import ProxyRunner, drain, make_app
-from .http.state import SERVICES, Loaded
+from .http.state import SERVICES, Loaded, Services
 from .policy.coverage import policy_problems
 from .policy.load import bundled_policies, load_policies
 from .policy.spec import SpecIndex, bundled_specs
@@ -91,8 +91,14 @@ def load_config(config: RunConfig) -> Loaded:
 async def serve(
     config: RunConfig, loaded: Loaded, *, logger: Any = None,
     started: Callable[[web.AppRunner], Awaitable[None]] | None = None,
-    stop: asyncio.Event | None = None,
+    stop: asyncio.Event | None = None, admin_socket: str | None = None,
 ) -> None:
+    """Serve until SIGTERM/SIGINT (or `stop`), then drain.
+
+    `admin_socket`: run as one of `serve --workers N`'s workers (proxy/workers.py): the public listener
+    is shared with the other workers (SO_REUSEPORT), and the admin app listens on this Unix socket, for
+    the supervisor only, which serves the one admin address of all the workers.
+    """
     app = make_app(config, loaded, logger=logger)
     services = app[SERVICES]
     log = services.log
@@ -109,14 +115,21 @@ async def serve(
     admin_runner = web.AppRunner(make_admin_app(app), access_log=None, shutdown_timeout=ANSWER_FLUSH_SECONDS)
     await runner.setup()
     await admin_runner.setup()
-    for site_runner, (host, port) in ((runner, config.listen), (admin_runner, config.admin_listen)):
+    (host, port), (admin_host, admin_port) = config.listen, config.admin_listen
+    # A worker shares the public port with the others (the kernel spreads connections among them).
+    sites: list[tuple[str, web.BaseSite]] = [
+        (f"{host}:{port}", web.TCPSite(runner, host, port, reuse_port=admin_socket is not None)),
+        (f"{admin_host}:{admin_port}", web.TCPSite(admin_runner, admin_host, admin_port)) if admin_socket is None
+        else (admin_socket, web.UnixSite(admin_runner, admin_socket)),
+    ]
+    for where, site in sites:
         try:
-            await web.TCPSite(site_runner, host, port).start()
+            await site.start()
         except OSError as exc:  # a port in use: one line from the CLI, nothing left open behind it
             await admin_runner.cleanup()
             await runner.cleanup()
             reason = os.strerror(exc.errno) if exc.errno else str(exc)
-            raise OSError(exc.errno, f"cannot listen on {host}:{port}: {reason}") from None
+            raise OSError(exc.errno, f"cannot listen on {where}: {reason}") from None
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     reloader = Reloader(app, lambda: load(config.policies, config.settings), config.policies, config.settings,
@@ -124,6 +137,9 @@ async def serve(
                         shadow_files=(config.shadow_policies, config.shadow_settings or config.settings))
     watching = (asyncio.create_task(reloader.watch(config.watch_interval))
                 if config.watch_interval > 0 else None)
+    # A worker's gauges are merged from files (prometheus-client's multiprocess mode), which a scrape-time
+    # function cannot fill: the in-flight count is written there instead, sampled.
+    sampling = asyncio.create_task(_sample_in_flight(services)) if admin_socket is not None else None
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
@@ -138,8 +154,9 @@ async def serve(
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.remove_signal_handler(sig)
-        if watching is not None:
-            watching.cancel()
+        for task in (watching, sampling):
+            if task is not None:
+                task.cancel()
         await reloader.close()
         # /readyz answers 503 from here; /healthz and /metrics keep answering until the last request ends.
         services.in_flight.draining = True
@@ -147,3 +164,13 @@ async def serve(
         await runner.drain(config.shutdown_grace, lambda: services.in_flight.count == 0)
         await drain(admin_runner, ANSWER_FLUSH_SECONDS, lambda: True)
         log.info("stopped")
+
+
+IN_FLIGHT_SAMPLE_SECONDS = 0.5
+
+
+async def _sample_in_flight(services: Services) -> None:
+    gate, gauge = services.in_flight, services.metrics.in_flight
+    while True:
+        gauge.set(gate.count)
+        await asyncio.sleep(IN_FLIGHT_SAMPLE_SECONDS)
