@@ -12,7 +12,7 @@ class Scanner:
         self,
         steps: Iterable[tuple[int, bytes | None, tuple[Any, ...]]],
         shape: tuple[Any, Mapping[bytes, tuple[int, Any, Any]]] | None,
-        seal_at: Iterable[bytes | None],
+        seal_at: Iterable[tuple[bytes, bool, bytes | None] | None],
         seal: Callable[[str], str] | None,
         strip_top: Any,
         strip_nested: Mapping[bytes, Any],

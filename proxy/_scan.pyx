@@ -187,7 +187,7 @@ cdef class Scanner:
             names = list(shape[1])
             self.nested = Names(names, list(range(len(names))))
             self.how = [(mode, _names(sub or ()), _names(decided or ())) for mode, sub, decided in shape[1].values()]
-        self.seal_at = tuple(k for k in seal_at if k is not None)
+        self.seal_at = tuple(k for k in seal_at if k is not None)  # (name, is a list, next name or None)
         self.has_seal_record = any(k is None for k in seal_at)
         self.seal = seal
         self.strip_top = _names(strip_top)
@@ -879,10 +879,9 @@ cdef class Scanner:
             for i, kind, obj, params in decided:
                 if obj != 0 and obj not in sealed:
                     sealed.append(obj)
-            for key in self.seal_at:
-                obj = self._member(0, key)
-                if obj >= 0 and obj not in sealed:
-                    sealed.append(obj)
+            for place in self.seal_at:
+                if self._seal_places(place, sealed) < 0:
+                    return FALLBACK
             for obj in sealed:
                 if self.nodes[obj].kind != K_OBJ or (self.nodes[obj].flags & F_REPLACED):
                     continue
@@ -903,6 +902,40 @@ cdef class Scanner:
         cdef Writer w = Writer()
         self._emit(w, 0)
         return w.take(), decisions
+
+    cdef int _seal_places(self, tuple place, list sealed) except -2:
+        """The objects at one seal_at place (Location.find: `a`, `a[]`, `a.b`, `a[].b`), added to
+        `sealed`; -1 where find would refuse the shape (not a list, not an object on the way)."""
+        cdef bytes key = place[0]
+        cdef bint is_list = place[1]
+        cdef object sub = place[2]
+        cdef int m = self._member(0, key), item, found
+        cdef list frontier = []
+        if m < 0 or self.nodes[m].kind == K_NULL:
+            return 0
+        if is_list:
+            if self.nodes[m].kind != K_ARR:
+                return -1
+            item = self.nodes[m].first
+            while item >= 0:
+                if self.nodes[item].kind != K_NULL:
+                    frontier.append(item)
+                item = self.nodes[item].next
+        else:
+            frontier.append(m)
+        if sub is not None:
+            nxt = []
+            for item in frontier:
+                if self.nodes[item].kind != K_OBJ or (self.nodes[item].flags & F_REPLACED):
+                    return -1
+                found = self._member(item, sub)
+                if found >= 0 and self.nodes[found].kind != K_NULL:
+                    nxt.append(found)
+            frontier = nxt
+        for item in frontier:
+            if item not in sealed:
+                sealed.append(item)
+        return 0
 
     cdef object _id_of(self, int obj):
         cdef long long ident

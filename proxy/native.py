@@ -7,7 +7,7 @@ compiled form; otherwise, and when the extension did not load, the answer takes 
 
 What compiles: enforce mode, no shadow candidate or sentinel watching, every step judged by a rule that
 offers a compiled form (`native()`: the four bundled respond actions) at the record itself or one plain
-member (`vendor`, `client`), seal places at the record or one plain member. A record the scanner is not
+member (`vendor`, `client`), seal places up to two steps down. A record the scanner is not
 sure of (an escape, a number orjson would spell otherwise, a list of lists, a repeated key) falls back
 to the pure path one record at a time.
 """
@@ -90,12 +90,14 @@ def _plan_tables(plan: Plan) -> tuple[Any, ...] | None:
     """What of the plan does not depend on the caller, once per plan; None: it does not compile."""
     if any(not step.whole and step.key is None for step in plan.steps):
         return None  # a list or two-step location (`attendees[]`): the pure path
-    seal_at: list[bytes | None] = []
+    seal_at: list[tuple[bytes, bool, bytes | None] | None] = []
     for at in plan.seal_at:
         if not at.steps:
             seal_at.append(None)
-        elif len(at.steps) == 1 and not at.steps[0][1]:
-            seal_at.append(at.steps[0][0].encode())
+        elif len(at.steps) == 1:
+            seal_at.append((at.steps[0][0].encode(), at.steps[0][1], None))
+        elif len(at.steps) == 2 and not at.steps[1][1]:
+            seal_at.append((at.steps[0][0].encode(), at.steps[0][1], at.steps[1][0].encode()))
         else:
             return None
     added: Added = plan.added

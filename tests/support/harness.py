@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -72,7 +73,9 @@ async def start_proxy(
         policies=str(policies or POLICIES), listen="127.0.0.1:1", admin_listen="127.0.0.1:2",
         # A chunked answer streams in tests unless one asks otherwise: "streamed" cases send small
         # bodies chunked (tests/test_streaming.py reads chunked pages whole with the real default).
-        **{"buffer_chunked_index": "0", **{k: str(v) for k, v in options.items()}},
+        # REDACTION_PROXY_NATIVE=off runs a suite against the pure path (.ci/run does, for the policed tests).
+        **{"buffer_chunked_index": "0", "native": os.environ.get("REDACTION_PROXY_NATIVE", "auto"),
+           **{k: str(v) for k, v in options.items()}},
     )
     config = build_config(namespace, environ={})
     logs = io.StringIO()
