@@ -92,7 +92,8 @@ refs = st.one_of(st.none(), st.fixed_dictionaries({"id": ids}), st.fixed_diction
                  st.just({"id": "7"}), st.just({"name": "x"}), st.just([1]), st.just(True))
 vendors = st.one_of(st.none(), st.fixed_dictionaries(
     {"id": ids}, optional={"name": st.text(max_size=8), "type": st.sampled_from(["Person", "Company", "User", 5]),
-                           "etag": st.just('"v1"'), "email": st.text(max_size=5), "nested": st.just({"id": 3, "x": 1})}))
+                           "etag": st.just('"v1"'), "email": st.text(max_size=5),
+                           "nested": st.just({"id": 3, "x": 1})}))
 numbers = st.one_of(st.floats(allow_nan=False, allow_infinity=False), st.integers(-5, 10**6),
                     st.sampled_from([0.0, -0.0, 0.1, 7.3, 26280.0, 1e-7, 1e16, 123456789.123456789]))
 activity = st.fixed_dictionaries(
@@ -103,7 +104,8 @@ activity = st.fixed_dictionaries(
         "user": refs, "matter": refs, "vendor": vendors, "quantity": numbers, "rounded_quantity": numbers,
         "quantity_in_hours": numbers, "price": numbers, "total": numbers, "quantity_redacted": st.booleans(),
         "redacted": st.booleans(), "note": st.text(max_size=12), "quantity_v2": numbers,
-        "calendar_entry": st.one_of(st.none(), st.just({"id": 4, "etag": '"c"', "summary": "s"}), st.just([[{"id": 1}]])),
+        "calendar_entry": st.one_of(st.none(), st.just({"id": 4, "etag": '"c"', "summary": "s"}),
+                                    st.just([[{"id": 1}]])),
         "date": st.just("2024-01-02"),
     },
 )
@@ -159,7 +161,7 @@ def test_both_paths_filter_contacts_alike(contact: dict[str, Any], how: str) -> 
     b'{"id":1,"type":"TimeEntry","user":{"id":9},"matter":null,"note":"\xff"}',               # not UTF-8
     b'{"id":1,"type":"TimeEntry","user":{"id":9}}',                                           # no matter
     b'{"id":1,"type":"TimeEntry","user":{"id":"9"},"matter":null}',                           # a string id
-    b'{"id":1,"type":"TimeEntry","user":{"id":9},"matter":null,"vendor":[{"id":1}]}',         # a list where an object is
+    b'{"id":1,"type":"TimeEntry","user":{"id":9},"matter":null,"vendor":[{"id":1}]}',         # a list, not an object
     b'{"id":1,"vendor":{"id":99999999999999999999}}',                                          # past int64
     b'{"id":1,"etag":7,"type":"ExpenseEntry"}',                                               # etag not a string
     b'{"id":1} x',
