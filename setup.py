@@ -18,16 +18,24 @@ from setuptools.command.build_py import build_py
 ROOT = Path(__file__).resolve().parent
 
 
+BUNDLE = {"policies": "policies", "deploy/demo-settings.yaml": "demo-settings.yaml"}
+"""What the wheel carries beside the code, from the checkout into proxy/_bundled (tests/test_deploy.py reads it)."""
+
+
 class BuildWithBundle(build_py):
-    """Copy policies/ and deploy/demo-settings.yaml into the built package as proxy/_bundled."""
+    """Copy the BUNDLE into the built package as proxy/_bundled."""
 
     def run(self) -> None:
         super().run()
         if self.editable_mode:
             return
         target = Path(self.build_lib) / "proxy" / "_bundled"
-        shutil.copytree(ROOT / "policies", target / "policies", dirs_exist_ok=True)
-        shutil.copy2(ROOT / "deploy" / "demo-settings.yaml", target / "demo-settings.yaml")
+        for source, name in BUNDLE.items():
+            if (ROOT / source).is_dir():
+                shutil.copytree(ROOT / source, target / name, dirs_exist_ok=True)
+            else:
+                target.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(ROOT / source, target / name)
 
 
 extensions = cythonize(

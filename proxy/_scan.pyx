@@ -12,6 +12,7 @@ how to judge) is compiled from a plan by `proxy.native`; this module knows only 
 kinds and three redaction kinds named there.
 """
 
+from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.long cimport PyLong_FromLongLong
 from cpython.set cimport PySet_Contains
@@ -41,6 +42,13 @@ DEF F_INT = 4       # a number that is a plain integer (fits int64)
 DEF F_ESCAPED = 8   # a string holding a backslash escape
 
 DEF MAX_DEPTH = 64
+DEF MAX_STEPS = 32
+
+# what one record came to (Scanner._record)
+DEF R_FALLBACK = -1
+DEF R_UNCHANGED = 0
+DEF R_CHANGED = 1
+DEF R_DROPPED = 2
 DEF MAX_MEMBERS = 512
 
 # shaping modes of a top-level member (proxy.policy.fields.Shaping.nested)
@@ -145,7 +153,10 @@ cdef class Scanner:
     cdef bint canonical
     cdef list repls
     cdef list appends          # (node, b'"key":value') appended to an object, in order
-    cdef list steps            # (kind, key bytes or None, params tuple)
+    cdef int kinds[MAX_STEPS]  # each step's judgement kind, in apply order
+    cdef list keys             # each step's member name, or None for the record itself
+    cdef list params           # each step's judgement parameters
+    cdef int n_steps
     cdef bint shaping
     cdef Names keep            # the record's members kept (Shaping.keep)
     cdef Names nested          # a kept member's name -> its index in `how`
@@ -171,15 +182,22 @@ cdef class Scanner:
         (kept names, {name: (mode, kept sub-names or None, decided sub-names or None)}); seal_at: member
         names whose objects' etags are sealed, None for the record; seal: the proxy's tag of a backend
         etag (or None); strip_top / strip_nested: what augmentation added (fields.Added)."""
-        self.steps = []
+        self.keys = []
+        self.params = []
+        self.n_steps = 0
         for kind, key, params in steps:
+            if self.n_steps == MAX_STEPS:
+                raise ValueError("too many steps for the scanner")
             if kind == J_HOURS:
                 params = (params[0], params[1], _names(params[2]), _names(params[3]))
             elif kind == J_CONTACT:
                 params = (params[0], _names(params[1]), params[2])
             elif kind == J_FILTER:
                 params = (False, None, params[0])  # as a contact's: the visible set third
-            self.steps.append((kind, key, params))
+            self.kinds[self.n_steps] = kind
+            self.keys.append(key)
+            self.params.append(params)
+            self.n_steps += 1
         self.shaping = shape is not None
         self.defaults = _DEFAULTS
         if shape is not None:
@@ -662,8 +680,9 @@ cdef class Scanner:
                 and self.nodes[node].end - self.nodes[node].start == n + 2
                 and memcmp(self.buf + self.nodes[node].start + 1, PyBytes_AS_STRING(text), n) == 0)
 
-    cdef int _judge(self, int kind, tuple params, int obj) except -2:
+    cdef int _judge(self, int kind, object params_, int obj) except -2:
         """1: hidden; 0: shown; 2: not this rule's object (a User among participants); -1: not certain."""
+        cdef tuple params = params_
         cdef long long ident, user, matter
         cdef int t, r
         cdef bytes kind_text
@@ -814,93 +833,148 @@ cdef class Scanner:
 
     # -- one record ---------------------------------------------------------------------------------
 
-    def run(self, bytes raw):
-        """(bytes to send or None when dropped, [(step index, object id or None), ...]) or FALLBACK."""
-        cdef int i, kind, obj, r, changed = 0
-        cdef long long ident
+    cdef int _record(self, list decisions, object index) except -2:
+        """Decide the parsed-to-be record at self.buf: R_UNCHANGED, R_CHANGED (edits on the tape),
+        R_DROPPED or R_FALLBACK. Its decisions are appended to `decisions`, as (step, object id) or,
+        with `index`, (index, step, object id); none are left there on R_FALLBACK."""
+        cdef int i, kind, obj, r, n = 0, changed = 0
+        cdef Py_ssize_t before = len(decisions)
+        cdef int d_step[MAX_STEPS]
+        cdef int d_obj[MAX_STEPS]
         cdef bytes key
-        cdef tuple params, step
-        cdef list decided = []
-        cdef list decisions = []
-        cdef list redacted
-        self.buf = <const unsigned char*>PyBytes_AS_STRING(raw)
-        self.size = PyBytes_GET_SIZE(raw)
+        cdef tuple params
         self.canonical = True
         self.repls = []
         self.appends = []
         if self._parse() < 0:
-            return FALLBACK
+            return R_FALLBACK
         if self.shaping:
             r = self._shape()
             if r < 0:
-                return FALLBACK
+                return R_FALLBACK
             changed |= r
         # decide (on the shaped record, as decide.decide)
-        for i in range(len(self.steps)):
-            step = self.steps[i]
-            kind = step[0]
-            key = step[1]
-            params = step[2]
+        for i in range(self.n_steps):
+            key = self.keys[i]
             if key is None:
                 obj = 0
             else:
                 obj = self._member(0, key)
                 if obj < 0 or self.nodes[obj].kind == K_NULL:
                     continue
-            r = self._judge(kind, params, obj)
+            r = self._judge(self.kinds[i], self.params[i], obj)
             if r < 0:
-                return FALLBACK
+                del decisions[before:]
+                return R_FALLBACK
             if r == 1:
-                decided.append((i, kind, obj, params))
-                decisions.append((i, self._id_of(obj)))
+                d_step[n] = i
+                d_obj[n] = obj
+                n += 1
+                if index is None:
+                    decisions.append((i, self._id_of(obj)))
+                else:
+                    decisions.append((index, i, self._id_of(obj)))
         # apply, in the plan's order (decide.apply)
-        for i, kind, obj, params in decided:
+        for r in range(n):
+            kind = self.kinds[d_step[r]]
+            obj = d_obj[r]
             if kind == J_FILTER:
-                return None, decisions
+                return R_DROPPED
             if kind == J_CONTACT:
                 if obj == 0:
-                    return FALLBACK  # a whole record stubbed: the pure path (never on the bundled index routes)
+                    del decisions[before:]
+                    return R_FALLBACK  # a whole record stubbed: the pure path (never on the bundled index routes)
                 self._replace(obj, self._stub(obj))
             elif self.nodes[obj].kind != K_OBJ or (self.nodes[obj].flags & F_REPLACED):
-                return FALLBACK  # judged, so an object; stubbed first by an earlier step: the pure path
+                del decisions[before:]
+                return R_FALLBACK  # judged, so an object; stubbed first by an earlier step: the pure path
             elif kind == J_HOURS:
-                self._hours(params, obj)
+                self._hours(self.params[d_step[r]], obj)
             else:
-                self._rate(params, obj)
-        if decided:
+                self._rate(self.params[d_step[r]], obj)
+        if n:
             changed = 1
-        # seal (transform._reseal): the record once anything changed, and the plan's seal_at places
-        # (each object once: the record, each decided object still an object (a stub has no etag), the
-        # objects at the seal_at places)
-        if self.seal is not None and (decided or self.has_seal_record or self.seal_at):
+        # seal (transform._reseal): each object once: the record once anything changed or the plan
+        # says so, each decided object still an object (a stub has no etag), those at the seal_at places
+        if self.seal is not None and (n or self.has_seal_record or self.seal_at):
             sealed = []
-            if decided or self.has_seal_record:
+            if n or self.has_seal_record:
                 sealed.append(0)
-            for i, kind, obj, params in decided:
-                if obj != 0 and obj not in sealed:
-                    sealed.append(obj)
+            for r in range(n):
+                if d_obj[r] != 0 and d_obj[r] not in sealed:
+                    sealed.append(d_obj[r])
             for place in self.seal_at:
                 if self._seal_places(place, sealed) < 0:
-                    return FALLBACK
+                    del decisions[before:]
+                    return R_FALLBACK
             for obj in sealed:
                 if self.nodes[obj].kind != K_OBJ or (self.nodes[obj].flags & F_REPLACED):
                     continue
                 r = self._seal_obj(obj)
                 if r < 0:
-                    return FALLBACK
+                    del decisions[before:]
+                    return R_FALLBACK
                 changed |= r
         # strip what augmentation added (fields.strip_added)
         if self.strip_top.keys or self.strip_nested:
             r = self._strip()
             if r < 0:
-                return FALLBACK
+                del decisions[before:]
+                return R_FALLBACK
             changed |= r
-        if not changed:
+        if changed and not self.canonical:
+            del decisions[before:]
+            return R_FALLBACK  # a changed record is written as orjson would; this one has spellings it would not keep
+        return R_CHANGED if changed else R_UNCHANGED
+
+    def run(self, bytes raw):
+        """One record: (bytes to send or None when dropped, [(step index, object id or None), ...]),
+        or FALLBACK."""
+        cdef list decisions = []
+        cdef Writer w
+        self.buf = <const unsigned char*>PyBytes_AS_STRING(raw)
+        self.size = PyBytes_GET_SIZE(raw)
+        cdef int r = self._record(decisions, None)
+        if r == R_FALLBACK:
+            return FALLBACK
+        if r == R_DROPPED:
+            return None, decisions
+        if r == R_UNCHANGED:
             return raw, decisions
-        if not self.canonical:
-            return FALLBACK  # a changed record is written as orjson would; this one has spellings it would not keep
-        cdef Writer w = Writer()
+        w = Writer()
         self._emit(w, 0)
+        return w.take(), decisions
+
+    def run_all(self, list records):
+        """The records of one index (each bytes-like: msgspec.Raw slices of the body): the `data`
+        array to send, `[...]`, and [(record index, step index, object id or None), ...]; or FALLBACK
+        when any record needs the pure path (the caller then goes record by record)."""
+        cdef list decisions = []
+        cdef Writer w = Writer()
+        cdef Py_buffer view
+        cdef Py_ssize_t i
+        cdef int r
+        cdef bint first = True
+        w.byte(91)
+        for i in range(len(records)):
+            PyObject_GetBuffer(records[i], &view, PyBUF_SIMPLE)
+            try:
+                self.buf = <const unsigned char*>view.buf
+                self.size = view.len
+                r = self._record(decisions, i)
+                if r == R_FALLBACK:
+                    return FALLBACK
+                if r != R_DROPPED:
+                    if not first:
+                        w.byte(44)
+                    first = False
+                    if r == R_UNCHANGED:
+                        w.raw(self.buf, self.size)
+                    else:
+                        self._emit(w, 0)
+            finally:
+                PyBuffer_Release(&view)
+        w.byte(93)
         return w.take(), decisions
 
     cdef int _seal_places(self, tuple place, list sealed) except -2:

@@ -85,6 +85,17 @@ class Judging:
             out.append(Decision(step, path if step.key is None else f"{path}.{step.key}", {"id": object_id}))
         return out
 
+    def noted_page(self, found: list[tuple[int, int, int | None]]) -> None:
+        """A page's decisions from the scanner, (record index, step index, object id), noted as each
+        record's would be."""
+        steps = self.bound.plan.steps
+        out = []
+        for record, index, object_id in found:
+            step = steps[index]
+            path = f"data[{record}]" if step.key is None else f"data[{record}].{step.key}"
+            out.append(Decision(step, path, {"id": object_id}))
+        self._noted(out)
+
     def _noted(self, decisions: list[Decision]) -> None:
         if decisions:
             self.note(decisions)
@@ -141,6 +152,13 @@ def index_whole(raw: bytes, judging: Judging) -> Index:
     records, meta = split_index(raw)
     if judging.untouched and judging.observe is None:
         return Index(_RAW_LIST.encode(records), meta)
+    if judging.native is not None:
+        done = judging.native.run_all(records)  # the whole page in one call
+        if done is not FALLBACK:  # else a record the scanner is not sure of: record by record below
+            data, found = done
+            if found:
+                judging.noted_page(found)
+            return Index(data, meta)
     out = []
     for i, record in enumerate(records):
         element = judging.element(bytes(record), f"data[{i}]")

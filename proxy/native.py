@@ -39,6 +39,7 @@ KINDS = {"contact": 1, "filter": 2, "hours": 3, "rate": 4}
 _APPENDED = frozenset({"quantity_redacted", "redacted"})
 """Members a redaction appends: augmentation never adds them, and the scanner strips only what it parsed."""
 _MAX_INT = 2**63
+_MAX_STEPS = 32  # proxy/_scan.pyx MAX_STEPS
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +64,7 @@ def scanner(bound: Bound, *, apply: bool, watched: bool, seal: Seal | None) -> A
     if cached is None or cached[0] is not plan:
         cached = _tables[id(plan)] = (plan, _plan_tables(plan))
     tables = cached[1]
-    if tables is None:
+    if tables is None or len(bound.judged) > _MAX_STEPS:
         return None
     steps = []
     for (_, key, _, step) in bound.judged:

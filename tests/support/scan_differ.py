@@ -109,8 +109,15 @@ def differ(bound: Bound, seal: Seal | None, raw: bytes) -> str | None:
         return "the plan does not compile to a scanner (or the extension is not built)"
     try:
         done = scanner.run(raw)
+        page = scanner.run_all([raw])  # the buffered index's one call per page, over a page of one
     except Exception as error:  # any exception is a finding
         return f"the scanner raised {error!r}"
+    if (page is native.FALLBACK) != (done is native.FALLBACK):
+        return f"run and run_all disagree on falling back: {done!r} / {page!r}"
+    if page is not native.FALLBACK:
+        assert isinstance(page, tuple) and isinstance(done, tuple)
+        if page != (b"[" + (done[0] or b"") + b"]", [(0, *d) for d in done[1]]):
+            return f"run_all answered another page than run's record: {page!r} / {done!r}"
     pure: tuple[bytes | None, list[Decision]] | None = None
     try:
         pure = transform_element(raw, PATH, bound, enforce=True, seal=seal)
