@@ -12,8 +12,9 @@ from pathlib import Path
 
 PROXY = Path(__file__).resolve().parents[1] / "proxy"
 SEAM = PROXY / "http" / "upstream.py"
-# A client of the proxy (the policy test runner) and a server (the demo backend) are not the shell.
-OUTSIDE = ("policytest", "demo_backend")
+# Clients of the proxy itself (the policy test runner; the --workers supervisor asking its workers'
+# admin sockets, proxy/http/fanout.py) and a server (the demo backend) are not the shell.
+OUTSIDE = ("policytest", "demo_backend", "fanout.py")
 # What the shell may take from aiohttp: its server side.
 SERVER_NAMES = frozenset({"web", "HttpVersion10", "HttpVersion11", "http_parser"})  # the request parser check (cli)
 SERVER_MODULES = ("aiohttp.web", "aiohttp.http_exceptions")
