@@ -23,13 +23,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 from aiohttp import web
 from prometheus_client.multiprocess import mark_process_dead
 
 from .config import ENV_PREFIX, RunConfig
 from .http.app import drain
-from .http.fanout import Seat, make_fanout_app
+from .http.fanout import Seat, ask, make_fanout_app
 from .log import make_logger
 
 RESTARTS = 5
@@ -100,15 +99,12 @@ class Supervisor:
         if self.stopping:  # SIGTERM came while it was being started
             _signal(worker, signal.SIGTERM)
         deadline = time.monotonic() + START_SECONDS
-        async with aiohttp.ClientSession(connector=aiohttp.UnixConnector(path=worker.socket),
-                                         timeout=aiohttp.ClientTimeout(total=2)) as http:
-            while worker.process.returncode is None and time.monotonic() < deadline:
-                with contextlib.suppress(aiohttp.ClientError, TimeoutError, OSError):
-                    async with http.get("http://worker/healthz") as r:
-                        if r.status == 200:
-                            return
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(asyncio.shield(worker.process.wait()), 0.05)
+        seat = Seat(worker.index, worker.process.pid, worker.socket)
+        while worker.process.returncode is None and time.monotonic() < deadline:
+            if (await ask(seat, "GET", "/healthz")).status == 200:
+                return
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(worker.process.wait()), 0.05)
         if worker.process.returncode is None:
             worker.process.kill()
         raise WorkerFailedError(await worker.process.wait())
