@@ -82,7 +82,7 @@ class Judging:
         out = []
         for index, object_id in found:
             step = steps[index]
-            out.append(Decision(step, path if step.key is None else f"{path}.{step.key}", {"id": object_id}))
+            out.append(Decision(step, path if step.key is None else f"{path}.{step.key}", None, ident=object_id))
         return out
 
     def noted_page(self, found: list[tuple[int, int, int | None]]) -> None:
@@ -93,7 +93,7 @@ class Judging:
         for record, index, object_id in found:
             step = steps[index]
             path = f"data[{record}]" if step.key is None else f"data[{record}].{step.key}"
-            out.append(Decision(step, path, {"id": object_id}))
+            out.append(Decision(step, path, None, ident=object_id))
         self._noted(out)
 
     def _noted(self, decisions: list[Decision]) -> None:

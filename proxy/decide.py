@@ -38,9 +38,10 @@ class Decision:
 
     step: Step               # the compiled binding that decided
     path: str                 # JSON path of the object, e.g. data[3].vendor
-    obj: Any = field(compare=False, repr=False)
+    obj: Any = field(compare=False, repr=False)  # None: decided by the compiled scanner (proxy.native)
     container: Any = field(default=None, compare=False, repr=False)  # None: obj is the record
     key: str | int | None = field(default=None, compare=False, repr=False)
+    ident: int | None = field(default=None, compare=False, repr=False)  # the scanner's object id
 
     @property
     def rule(self) -> Name:
@@ -52,7 +53,9 @@ class Decision:
 
     @property
     def object_id(self) -> int | None:
-        """The decided object's id, for logs: read only when a decision is logged."""
+        """The decided object's id, for logs and the trail (no value of it)."""
+        if self.obj is None:
+            return self.ident
         value = self.obj.get("id") if isinstance(self.obj, dict) else None
         return value if isinstance(value, int) and not isinstance(value, bool) else None
 
@@ -102,13 +105,15 @@ class Step:
     key: str | None
     redact: Callable[[dict[str, Any]], dict[str, Any]]  # the rule's, looked up once
     filters: bool  # the record is dropped, not redacted
+    names: tuple[str, str]  # (rule, action) as the trail and the logs write them
 
     @staticmethod
     def of(binding: Binding[Any]) -> Step:
         at = binding.at
         key = at.steps[0][0] if at is not None and len(at.steps) == 1 and not at.steps[0][1] else None
         rule = _respond(binding)
-        return Step(binding, binding.action, rule, at is None, key, rule.redact, binding.definition.filters)
+        return Step(binding, binding.action, rule, at is None, key, rule.redact, binding.definition.filters,
+                    (binding.rule.value, binding.action.value))
 
 
 def _respond(binding: Binding[Any]) -> RespondRule:

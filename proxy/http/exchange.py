@@ -88,7 +88,7 @@ class Exchange:
         if room < len(decisions):
             trail.truncated += len(decisions) - max(room, 0)  # past the cap only counted: a huge page stays cheap
         if room > 0:
-            kept.extend([(d.rule.value, d.action.value, d.path, d.object_id) for d in decisions[:room]])
+            kept.extend([(*d.step.names, d.path, d.object_id) for d in decisions[:room]])
         if self.paths_full:
             self._log_each(decisions)
             return
