@@ -1,6 +1,14 @@
 """End-to-end benchmark of redaction-proxy: throughput, big bodies, the JSON pipeline, cold facts.
 
-Run: .venv/bin/python bench/run.py [--quick]
+Run: .venv/bin/python bench/run.py [--quick | --seconds S] [--throughput-only] [--instructions]
+     .venv/bin/python bench/run.py --instructions-only [--instructions-requests N]
+
+Issue 14's rows are in the throughput table (1): the restricted page with --native off beside the
+default --native auto, from a backend sending it chunked, and on 1 and 2 workers (n/a while `serve`
+has no --workers); each row's "x bare" is the bare relay of the same run. --instructions adds 1c:
+user-space instructions per request of the proxy process counted by callgrind (`perf stat` cannot
+count instructions on these VMs), N and 2N requests per row, start-up cancelled out; it takes
+minutes, and --instructions-only runs it alone (no wrk, no mitmproxy).
 
 Starts everything itself on free loopback ports (demo backend, proxy, nginx, mitmdump), checks each
 endpoint answers correctly before measuring it, measures, stops everything and prints the tables.
@@ -1084,6 +1092,8 @@ def main() -> int:
     if args.smoke_shadow:
         return smoke_shadow()
     preflight()
+    if args.instructions and shutil.which("valgrind") is None:
+        raise SystemExit("missing: valgrind (for --instructions)")
     os.sched_setaffinity(0, {int(CLIENT_CORE)})
     seconds = args.seconds or (3 if args.quick else 10)
     if args.instructions_only:
