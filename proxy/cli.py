@@ -259,7 +259,7 @@ def _coverage(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
 def _serve(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     from aiohttp import http_parser
 
-    from .memory import keep_heap_slack
+    from .memory import keep_heap_slack, settle_heap
     from .serve import load_config, serve
 
     if http_parser.HttpRequestParser is http_parser.HttpRequestParserPy:
@@ -274,8 +274,12 @@ def _serve(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     except (ConfigValueError, ConfigError) as exc:
         return _fail(exc.problems)
     keep_heap_slack()
+
+    async def started(runner: object) -> None:
+        settle_heap()
+
     try:
-        asyncio.run(serve(config, loaded))
+        asyncio.run(serve(config, loaded, started=started))
     except OSError as exc:
         return _cannot_start(exc)
     return 0
