@@ -1,6 +1,14 @@
 """End-to-end benchmark of redaction-proxy: throughput, big bodies, the JSON pipeline, cold facts.
 
-Run: .venv/bin/python bench/run.py [--quick]
+Run: .venv/bin/python bench/run.py [--quick | --seconds S] [--throughput-only] [--instructions]
+     .venv/bin/python bench/run.py --instructions-only [--instructions-requests N]
+
+Issue 14's rows are in the throughput table (1): the restricted page with --native off beside the
+default --native auto, from a backend sending it chunked, and on 1 and 2 workers (n/a while `serve`
+has no --workers); each row's "x bare" is the bare relay of the same run. --instructions adds 1c:
+user-space instructions per request of the proxy process counted by callgrind (`perf stat` cannot
+count instructions on these VMs), N and 2N requests per row, start-up cancelled out; it takes
+minutes, and --instructions-only runs it alone (no wrk, no mitmproxy).
 
 Starts everything itself on free loopback ports (demo backend, proxy, nginx, mitmdump), checks each
 endpoint answers correctly before measuring it, measures, stops everything and prints the tables.
@@ -18,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import http.client
 import os
 import re
@@ -48,6 +57,7 @@ SETTINGS = ROOT / "deploy" / "demo-settings.yaml"
 PEERS = ROOT / "bench" / "peers"  # the mitmproxy addon and the floor relay, importing peers.redact from bench/
 PEERS_ENV = {**os.environ, "PYTHONPATH": str(PEERS.parent)}
 CLIENT_CORE, SERVER_CORE = "0", "1"
+BOTH_CORES = f"{CLIENT_CORE},{SERVER_CORE}"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 BLOB_BYTES = 102_400
@@ -86,12 +96,14 @@ class Proc:
         return self.popen.pid
 
     def pids(self) -> list[int]:
-        """The process and its direct children (nginx's worker)."""
-        try:
-            kids = Path(f"/proc/{self.pid}/task/{self.pid}/children").read_text().split()
-        except OSError:
-            kids = []
-        return [self.pid, *map(int, kids)]
+        """The process and its descendants (nginx's worker, the proxy's --workers)."""
+        found, todo = [], [self.pid]
+        while todo:
+            pid = todo.pop()
+            found.append(pid)
+            with contextlib.suppress(OSError):
+                todo += map(int, Path(f"/proc/{pid}/task/{pid}/children").read_text().split())
+        return found
 
     def alive(self) -> bool:
         return self.popen.poll() is None
@@ -210,6 +222,7 @@ class Stack:
 
     cache: Proc | None = None
     cache_port: int = 0
+    chunked_port: int = 0  # the cache again, every page sent chunked (no Content-Length)
 
     def start_backend(self, scale: int, name: str = "backend") -> None:
         self.backend_port = free_port()
@@ -220,10 +233,13 @@ class Stack:
 
     def start_cache(self) -> None:
         """nginx caching the demo backend's answers, on the backend's core: the upstream of every row."""
-        self.cache_port = free_port()
+        self.cache_port, self.chunked_port = free_port(), free_port()
         self.cache = start_nginx(self.tmp, "cache", self.backend_port, self.cache_port, CLIENT_CORE,
-                                 http_extra=CACHE_HTTP, location_extra=CACHE_LOCATION)
+                                 http_extra=CACHE_HTTP, location_extra=CACHE_LOCATION,
+                                 extra_server=CHUNKED_SERVER.format(port=self.chunked_port,
+                                                                    cache=CACHE_LOCATION.replace(*CHUNKED_KEY)))
         wait_ready(self.cache_port, "/_demo/health", self.cache)
+        wait_ready(self.chunked_port, "/_demo/health", self.cache)
 
     def start_proxy(self, *extra: str, name: str = "proxy") -> Proc:
         if self.proxy is not None:
@@ -236,13 +252,14 @@ class Stack:
         wait_ready(self.admin_port, "/readyz", self.proxy)
         return self.proxy
 
-    def start_side_proxy(self, name: str, *extra: str) -> tuple[Proc, int]:
-        """Another proxy beside the main one (its own ports and options), for rows that need them."""
+    def start_side_proxy(self, name: str, *extra: str, upstream: int = 0, core: str = SERVER_CORE) -> tuple[Proc, int]:
+        """Another proxy beside the main one (its own ports and options), for rows that need them;
+        its upstream is the cache unless `upstream` names another port."""
         port, admin = free_port(), free_port()
         proc = Proc(name, [
-            str(BIN / "redaction-proxy"), "serve", "--upstream", f"http://127.0.0.1:{self.cache_port}",
+            str(BIN / "redaction-proxy"), "serve", "--upstream", f"http://127.0.0.1:{upstream or self.cache_port}",
             "--listen", f"127.0.0.1:{port}", "--admin-listen", f"127.0.0.1:{admin}",
-            "--settings", str(SETTINGS), "--shutdown-grace", "2", *extra], self.tmp, SERVER_CORE)
+            "--settings", str(SETTINGS), "--shutdown-grace", "2", *extra], self.tmp, core)
         wait_ready(admin, "/readyz", proc)
         return proc, port
 
@@ -361,6 +378,7 @@ http {{
             {location_extra}
         }}
     }}
+    {extra_server}
 }}
 """
 RELAY_LOCATION = "proxy_buffering on; proxy_buffer_size 16k; proxy_buffers 64 8k;"
@@ -375,15 +393,44 @@ CACHE_LOCATION = """
             proxy_max_temp_file_size 4096m;
             proxy_read_timeout 600s;
             proxy_ignore_headers Cache-Control Expires Set-Cookie Vary;"""
+# The same cache on a second port that sends every page chunked: sub_filter drops the Content-Length
+# of what it filters (the pattern never matches, so the bytes are the same). Its entries are its own
+# (CHUNKED_KEY): a page's paging links name the origin that filled it, and a proxy refuses links that
+# do not name its upstream.
+CHUNKED_SERVER = """
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{
+            proxy_pass http://backend;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Accept-Encoding "";  # sub_filter only filters what is not compressed
+            {cache}
+            sub_filter_types application/json;
+            sub_filter "no-such-string-in-any-page" "";
+            sub_filter_once on;
+        }}
+    }}"""
+CHUNKED_KEY = ('proxy_cache_key "', 'proxy_cache_key "chunked|')
 
 
 def start_nginx(tmp: Path, name: str, backend: int, port: int, core: str, *, http_extra: str = "",
-                location_extra: str = "") -> Proc:
+                location_extra: str = "", extra_server: str = "") -> Proc:
     conf = tmp / f"{name}.conf"
     conf.write_text(NGINX_CONF.format(tmp=tmp, name=name, backend=backend, port=port,
-                                      http_extra=http_extra.format(tmp=tmp), location_extra=location_extra))
+                                      http_extra=http_extra.format(tmp=tmp), location_extra=location_extra,
+                                      extra_server=extra_server))
     return Proc(name, ["nginx", "-p", f"{tmp}/", "-e", f"{tmp}/{name}-error.log", "-c", str(conf),
                        "-g", "daemon off;"], tmp, core)
+
+
+def choose_page(be: int) -> tuple[str, int]:
+    """The page of every row: measure bytes per record with many fields, pick the limit for ~100 KB."""
+    probe_status, probe = get(be, f"/api/v4/activities.json?limit=50&fields={fields_query()}", auth(2))
+    check(probe_status == 200, f"backend probe: status {probe_status}")
+    per_record = len(probe) / len(orjson.loads(probe)["data"])
+    limit = min(200, max(1, round(PAGE_BYTES / per_record)))
+    return f"/api/v4/activities.json?limit={limit}&fields={fields_query()}", limit
 
 
 def throughput(stack: Stack, seconds: int) -> tuple[list[WrkResult], dict[str, bool], int]:
@@ -392,11 +439,7 @@ def throughput(stack: Stack, seconds: int) -> tuple[list[WrkResult], dict[str, b
     assert assert_be is not None and stack.cache is not None
     cp = stack.cache_port
     # Choose the page: measure bytes per record with many fields, then pick the limit for ~100 KB.
-    probe_status, probe = get(be, f"/api/v4/activities.json?limit=50&fields={fields_query()}", auth(2))
-    check(probe_status == 200, f"backend probe: status {probe_status}")
-    per_record = len(probe) / len(orjson.loads(probe)["data"])
-    limit = min(200, max(1, round(PAGE_BYTES / per_record)))
-    page = f"/api/v4/activities.json?limit={limit}&fields={fields_query()}"
+    page, limit = choose_page(be)
     proxy = stack.start_proxy()
 
     status, direct = get(be, page, auth(2))
@@ -461,6 +504,19 @@ def throughput(stack: Stack, seconds: int) -> tuple[list[WrkResult], dict[str, b
     check(status == 200, f"floor relay page: status {status}")
     check_page(fbody, limit, restricted=True, what="floor relay page token-2")
 
+    # Issue 14's rows: the restricted page through the pure-Python path (--native off; the main proxy
+    # runs --native auto, the default), from a backend sending it chunked, and on 1 and 2 workers.
+    native_off, native_off_port = stack.start_side_proxy("proxy-native-off", "--native", "off")
+    status, nbody = get(native_off_port, page, auth(2))
+    check(status == 200, f"--native off page: status {status}")
+    check_page(nbody, limit, restricted=True, what="--native off page token-2")
+    check_chunked_backend(stack.chunked_port, page, reference)
+    chunked, chunked_port = stack.start_side_proxy("proxy-chunked-backend", upstream=stack.chunked_port)
+    status, cbody = get(chunked_port, page, auth(2))
+    check(status == 200, f"chunked backend page: status {status}")
+    check_page(cbody, limit, restricted=True, what="chunked backend page token-2")
+    workers = serve_has_workers()
+
     url = "http://127.0.0.1:{}{}".format
     rows = [
         wrk(tmp, "demo backend direct", url(be, page), 2, seconds, assert_be),
@@ -469,6 +525,8 @@ def throughput(stack: Stack, seconds: int) -> tuple[list[WrkResult], dict[str, b
         wrk(tmp, "nginx relay", url(nginx_port, f"/_demo/blob?bytes={BLOB_BYTES}"), 1, seconds, nginx),
         wrk(tmp, "policed, token-1 (all)", url(stack.proxy_port, page), 1, seconds, proxy),
         wrk(tmp, "policed, token-2 (restr.)", url(stack.proxy_port, page), 2, seconds, proxy),
+        wrk(tmp, "t-2 restr., --native off", url(native_off_port, page), 2, seconds, native_off),
+        wrk(tmp, "t-2 restr., chunked backend", url(chunked_port, page), 2, seconds, chunked),
         wrk(tmp, "mitmproxy, token-2", url(mitm_port, page), 2, seconds, mitm),
         wrk(tmp, "floor: aiohttp+orjson, t-2", url(floor_port, page), 2, seconds, floor),
         wrk(tmp, "unpol. t-2, sentinel off", url(off_port, page), 2, seconds, sentinel_off),
@@ -476,6 +534,9 @@ def throughput(stack: Stack, seconds: int) -> tuple[list[WrkResult], dict[str, b
     ]
     sentinel_off.stop()
     sentinel_redact.stop()
+    native_off.stop()
+    chunked.stop()
+    rows += workers_rows(stack, page, limit, seconds, workers)
     nginx.stop()
     mitm.stop()
     floor.stop()
@@ -499,6 +560,9 @@ def throughput(stack: Stack, seconds: int) -> tuple[list[WrkResult], dict[str, b
     print(head)
     print("-" * len(head))
     for r in rows:
+        if r.note.startswith("n/a"):
+            print(f"{r.name:<27}  {r.note}")
+            continue
         vs_peer = f"{r.rps / peer.rps:.2f}" if r is restricted else ""
         flag = "" if r.errors == 0 else "  <- FLAG: errors"
         print(f"{r.name:<27}{r.rps:>9.0f}{r.p50_ms:>8.2f}{r.p99_ms:>8.2f}{r.errors:>8}{r.rps / bare.rps:>8.2f}"
@@ -512,10 +576,55 @@ def throughput(stack: Stack, seconds: int) -> tuple[list[WrkResult], dict[str, b
     }
     print("  (floor: a hard-coded redaction relay with nothing else, to show what parsing and re-encoding "
           "alone cost;\n   unpol.: the same page with activities.yaml removed, relayed as an endpoint no policy "
-          "covers, the sentinel off or redacting token-2's hidden vendors)")
+          "covers, the sentinel off or redacting token-2's hidden vendors;\n   policed, token-2 (restr.) runs "
+          "--native auto (the default: the compiled scanner when it loads), --native off the pure-Python path;\n"
+          "   chunked backend: the same cached page sent without Content-Length; N worker(s): serve --workers N "
+          "with the proxy\n   on both cores, wrk and the cache still on core 0)")
     for name, ok in targets.items():
         print(f"  [{verdict(ok)}] {name}")
     return rows, targets, limit
+
+
+def check_chunked_backend(port: int, page: str, reference: bytes) -> None:
+    """The chunked port sends the cache's bytes without Content-Length, compression asked for or not."""
+    for extra in ({}, {"Accept-Encoding": "gzip"}, {"Accept-Encoding": "identity"}):
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        try:
+            conn.request("GET", page, headers={**auth(2), **extra})
+            response = conn.getresponse()
+            body = response.read()
+        finally:
+            conn.close()
+        check(response.status == 200 and response.getheader("Transfer-Encoding") == "chunked"
+              and response.getheader("Content-Length") is None and response.getheader("Content-Encoding") is None,
+              f"chunked backend {extra}: status {response.status}, headers {response.getheaders()}")
+        check(orjson.loads(body)["data"] == orjson.loads(reference)["data"], "chunked backend: records differ")
+
+
+def serve_has_workers() -> bool:
+    """Whether this checkout's `serve` has --workers (issue 14, added on its own branch)."""
+    done = subprocess.run([str(BIN / "redaction-proxy"), "serve", "--help"], capture_output=True, text=True,
+                          timeout=60, cwd=ROOT)
+    return "--workers" in done.stdout
+
+
+def workers_rows(stack: Stack, page: str, limit: int, seconds: int, available: bool) -> list[WrkResult]:
+    """The restricted row on 1 and 2 workers, the proxy free to use both cores (a second worker pinned
+    to the one core of the other rows would only share it)."""
+    names = ("t-2 restr., 1 worker", "t-2 restr., 2 workers")
+    if not available:
+        return [WrkResult(name, 0, 0, 0, 0, 0, 0, "n/a: --workers not available (serve --help does not list it)")
+                for name in names]
+    rows = []
+    for name, count in zip(names, ("1", "2"), strict=True):
+        proc, port = stack.start_side_proxy(f"proxy-workers-{count}", "--workers", count, core=BOTH_CORES)
+        for _ in range(2 * int(count)):
+            status, body = get(port, page, auth(2))
+            check(status == 200, f"{name}: status {status}")
+            check_page(body, limit, restricted=True, what=f"{name} page token-2")
+        rows.append(wrk(stack.tmp, name, f"http://127.0.0.1:{port}{page}", 2, seconds, proc))
+        proc.stop()
+    return rows
 
 
 SHADOW_USER_1 = {"activity_hours_visibility": "own_and_responsible_attorney", "billing_rate_visibility": "none"}
@@ -541,6 +650,83 @@ def start_shadow_proxy(stack: Stack, page: str, plain: dict[int, Any]) -> Proc:
     check(b'redaction_proxy_shadow_differences_total{kind="would_redact_only_shadow"' in metrics,
           "the shadow proxy counted no difference for token-1")
     return proxy
+
+
+# --- 1c. instructions per request, counted by callgrind ----------------------------------------------
+
+CALLGRIND_TIMEOUT = 900
+
+
+def callgrind_proxy(stack: Stack, name: str, requests: list[tuple[str, int]], *extra: str) -> int:
+    """The user-space instructions of a proxy started under callgrind that answers `requests` (target,
+    user) one after another on one connection and is then stopped: start-up and shutdown included."""
+    port, admin = free_port(), free_port()
+    proc = Proc(name, [
+        "valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", str(BIN / "python"),
+        str(BIN / "redaction-proxy"), "serve", "--upstream", f"http://127.0.0.1:{stack.cache_port}",
+        "--listen", f"127.0.0.1:{port}", "--admin-listen", f"127.0.0.1:{admin}", "--settings", str(SETTINGS),
+        # Nothing on a timer: no file watching, no facts expiring during the slow run.
+        "--shutdown-grace", "2", "--watch-interval", "0", "--facts-ttl", "86400", *extra],
+        stack.tmp, SERVER_CORE, env={**os.environ, "PYTHONHASHSEED": "0"})
+    try:
+        wait_ready(admin, "/readyz", proc, timeout=CALLGRIND_TIMEOUT)
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=CALLGRIND_TIMEOUT)
+        try:
+            for target, user in requests:
+                conn.request("GET", target, headers=auth(user))
+                response = conn.getresponse()
+                response.read()
+                check(response.status == 200, f"{name}: {target} token-{user}: status {response.status}")
+        finally:
+            conn.close()
+        proc.popen.send_signal(signal.SIGTERM)
+        proc.popen.wait(CALLGRIND_TIMEOUT)
+    finally:
+        proc.stop()
+    found = re.findall(r"Collected : (\d+)", proc.log.read_text(errors="replace"))
+    check(len(found) == 1, f"{name}: no callgrind total in {proc.log}:\n{proc.tail()}")
+    return int(found[0])
+
+
+def instructions(stack: Stack, page: str, n: int) -> dict[str, float]:
+    """Instructions per request for the relay, all-visible and restricted rows (and the restricted one
+    on the pure-Python path), end to end in the proxy process: a base run answers n requests of each
+    row, each row's run the same and n more of its own; (row run - base) / n. Start-up, the first
+    (cold) facts crawl, imports and shutdown are in both and cancel out."""
+    relay = f"/_demo/blob?bytes={BLOB_BYTES}"
+    rows: dict[str, tuple[tuple[str, int], tuple[str, ...]]] = {
+        "bare relay (proxy)": ((relay, 1), ()),
+        "policed, token-1 (all)": ((page, 1), ()),
+        "policed, token-2 (restr.)": ((page, 2), ()),
+        "t-2 restr., --native off": ((page, 2), ("--native", "off")),
+    }
+    # The cache filled for every target the proxy asks (the page's augmented fields included).
+    stack.start_proxy(name="proxy-instructions-fill")
+    for target, user in {request for request, _ in rows.values()}:
+        check(get(stack.proxy_port, target, auth(user))[0] == 200, f"cache fill {target} token-{user}")
+    assert stack.proxy is not None
+    stack.proxy.stop()
+    stack.proxy = None
+    base_requests = [request for request, _ in rows.values() for _ in range(n)]
+    bases: dict[tuple[str, ...], int] = {}
+    per_request: dict[str, float] = {}
+    print(f"\n1c. Instructions per request (callgrind, the proxy process; {n} vs {2 * n} requests of the row, "
+          "PYTHONHASHSEED=0)")
+    for name, (request, extra) in rows.items():
+        if extra not in bases:
+            bases[extra] = callgrind_proxy(stack, f"callgrind-base{'-'.join(('', *extra))}", base_requests, *extra)
+        more = callgrind_proxy(stack, f"callgrind-{name.split(',')[0].split()[0]}-{len(per_request)}",
+                               base_requests + [request] * n, *extra)
+        per_request[name] = (more - bases[extra]) / n
+    bare = per_request["bare relay (proxy)"]
+    head = f"{'row':<27}{'instructions/request':>22}{'x bare':>8}"
+    print(head)
+    print("-" * len(head))
+    for name, count in per_request.items():
+        print(f"{name:<27}{count / 1e6:>20.2f} M{count / bare:>8.2f}")
+    print("  (user-space instructions of the proxy process, start-up and the cold facts crawl cancelled out; "
+          "x bare: how many\n   relay requests' worth of instructions one request of the row costs)")
+    return per_request
 
 
 # --- 2. big bodies --------------------------------------------------------------------------------
@@ -888,6 +1074,17 @@ def smoke_shadow() -> int:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="3 s wrk runs instead of 10 s")
+    parser.add_argument("--seconds", type=int, default=0, help="wrk runs of this many seconds (overrides --quick)")
+    parser.add_argument("--throughput-only", action="store_true",
+                        help="only the throughput table (1) and, with --instructions, 1c: no big bodies, "
+                             "pipeline or cold facts")
+    parser.add_argument("--instructions", action="store_true",
+                        help="also count instructions per request with callgrind (1c: several minutes)")
+    parser.add_argument("--instructions-only", action="store_true",
+                        help="only 1c: the demo backend, the cache and the proxy under callgrind (no wrk, "
+                             "no mitmproxy)")
+    parser.add_argument("--instructions-requests", type=int, default=10, metavar="N",
+                        help="1c counts N and 2N requests of each row (default 10)")
     parser.add_argument("--smoke-shadow", action="store_true",
                         help="only start the demo backend and the shadow row's proxy, check its answers, stop "
                              "(no wrk, no nginx: seconds, not minutes)")
@@ -895,8 +1092,12 @@ def main() -> int:
     if args.smoke_shadow:
         return smoke_shadow()
     preflight()
+    if args.instructions and shutil.which("valgrind") is None:
+        raise SystemExit("missing: valgrind (for --instructions)")
     os.sched_setaffinity(0, {int(CLIENT_CORE)})
-    seconds = 3 if args.quick else 10
+    seconds = args.seconds or (3 if args.quick else 10)
+    if args.instructions_only:
+        return instructions_only(args.instructions_requests)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     started = time.monotonic()
     targets: dict[str, bool] = {}
@@ -918,6 +1119,10 @@ def main() -> int:
             stack.start_cache()
             _, wrk_targets, limit = throughput(stack, seconds)
             targets.update(wrk_targets)
+            if args.instructions:
+                instructions(stack, choose_page(stack.backend_port)[0], args.instructions_requests)
+            if args.throughput_only:
+                return report(targets, started)
             rows, per_record = big_bodies(stack, args.quick)
             for row in rows:
                 for name, ok in row.targets:
@@ -930,9 +1135,29 @@ def main() -> int:
             targets["one facts crawl for 50 concurrent cold requests"] = facts_crawl(tmp, limit)
         finally:
             stop_all()
+    return report(targets, started)
+
+
+def report(targets: dict[str, bool], started: float) -> int:
     print(f"\nTargets ({time.monotonic() - started:.0f} s in all):")
     for name, ok in targets.items():
         print(f"  [{verdict(ok)}] {name}")
+    return 0
+
+
+def instructions_only(n: int) -> int:
+    missing = [tool for tool in ("valgrind", "nginx", "taskset") if shutil.which(tool) is None]
+    if missing:
+        raise SystemExit(f"missing: {', '.join(missing)}")
+    os.sched_setaffinity(0, {int(CLIENT_CORE)})
+    with tempfile.TemporaryDirectory(prefix="redaction-bench-") as tmpdir:
+        try:
+            stack = Stack(Path(tmpdir))
+            stack.start_backend(1)
+            stack.start_cache()
+            instructions(stack, choose_page(stack.backend_port)[0], n)
+        finally:
+            stop_all()
     return 0
 
 

@@ -8,10 +8,10 @@ import argparse
 import asyncio
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from .config import (
     SERVE_OPTIONS,
@@ -267,7 +267,7 @@ def _coverage(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
 def _serve(args: argparse.Namespace, environ: Mapping[str, str], argv: list[str]) -> int:
     from aiohttp import http_parser
 
-    from .memory import keep_heap_slack
+    from .memory import keep_heap_slack, settle_heap
     from .serve import load_config, serve
     from .workers import WORKER_VARIABLE, supervise
 
@@ -282,24 +282,28 @@ def _serve(args: argparse.Namespace, environ: Mapping[str, str], argv: list[str]
         loaded = load_config(config)
     except (ConfigValueError, ConfigError) as exc:
         return _fail(exc.problems)
+    async def started(runner: object) -> None:
+        settle_heap()  # once everything is built and listening (proxy/memory.py)
+
     try:
         seat = environ.get(WORKER_VARIABLE)
         if seat is not None:  # one of --workers N, started by the supervisor
             index, _, socket = seat.partition(":")
             keep_heap_slack()
-            asyncio.run(_worker(config, loaded, int(index), socket))
+            asyncio.run(_worker(config, loaded, int(index), socket, started))
         elif config.workers > 1:
             # Checked above, loaded again by each worker: the supervisor itself serves no request.
             return asyncio.run(supervise(config, argv, environ))
         else:
             keep_heap_slack()
-            asyncio.run(serve(config, loaded))
+            asyncio.run(serve(config, loaded, started=started))
     except OSError as exc:
         return _cannot_start(exc)
     return 0
 
 
-async def _worker(config: RunConfig, loaded: Loaded, index: int, socket: str) -> None:
+async def _worker(config: RunConfig, loaded: Loaded, index: int, socket: str,
+                  started: Callable[[Any], Awaitable[None]]) -> None:
     from .log import make_logger
     from .serve import serve
     from .workers import until_orphaned
@@ -309,7 +313,7 @@ async def _worker(config: RunConfig, loaded: Loaded, index: int, socket: str) ->
     try:
         # Every line says which worker wrote it.
         await serve(config, loaded, logger=make_logger(level=config.log_level).bind(worker=index, pid=os.getpid()),
-                    stop=stop, admin_socket=socket)
+                    stop=stop, admin_socket=socket, started=started)
     finally:
         orphaned.cancel()
 
