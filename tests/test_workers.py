@@ -222,6 +222,8 @@ async def test_workers_stop_when_the_supervisor_is_killed(demo: tuple[Firm, Test
     proxy = await spawn_proxy(str(backend.make_url("/")).rstrip("/"), settings_file, "--workers", "2", log=log)
     left_behind: Path | None = None
     try:
+        # a worker answers its admin socket (what the supervisor waits for) just before it logs "listening"
+        await wait_for(lambda: len(worker_pids(log)) == 2, "both workers to log their start")
         pids = worker_pids(log).values()
         variables = Path(f"/proc/{next(iter(pids))}/environ").read_bytes().split(b"\0")
         seat = next(v for v in variables if v.startswith(b"_REDACTION_PROXY_WORKER="))
