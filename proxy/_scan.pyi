@@ -7,15 +7,22 @@ FALLBACK: object
 class Names:
     def __init__(self, names: Iterable[bytes], values: list[int] | None = None) -> None: ...
 
+class Tables:
+    def __init__(
+        self,
+        shape: tuple[Any, Mapping[bytes, tuple[int, Any, Any]]] | None,
+        seal_at: Iterable[tuple[bytes, bool, bytes | None] | None],
+        strip_top: Any,
+        strip_nested: Mapping[bytes, Any],
+    ) -> None: ...
+
 class Scanner:
     def __init__(
         self,
         steps: Iterable[tuple[int, bytes | None, tuple[Any, ...]]],
-        shape: tuple[Any, Mapping[bytes, tuple[int, Any, Any]]] | None,
-        seal_at: Iterable[tuple[bytes, bool, bytes | None] | None],
+        tables: Tables,
         seal: Callable[[str], str] | None,
-        strip_top: Any,
-        strip_nested: Mapping[bytes, Any],
     ) -> None: ...
     def run(self, raw: bytes) -> tuple[bytes | None, list[tuple[int, int | None]]] | object: ...
     def run_all(self, records: list[Any]) -> tuple[bytes, list[tuple[int, int, int | None]]] | object: ...
+    def run_body(self, body: bytes) -> tuple[bytes, bytes | None, list[tuple[int, int, int | None]]] | object: ...

@@ -142,6 +142,35 @@ cdef struct Node:
     long long ival        # F_INT
 
 
+cdef class Tables:
+    """What of a plan the scanner needs that does not depend on the caller, built once per plan."""
+
+    cdef bint shaping
+    cdef Names keep
+    cdef Names nested
+    cdef list how
+    cdef tuple seal_at
+    cdef bint has_seal_record
+    cdef Names strip_top
+    cdef list strip_nested
+
+    def __init__(self, shape, seal_at, strip_top, strip_nested):
+        """shape: None, or (kept names, {name: (mode, kept sub-names or None, decided sub-names or
+        None)}); seal_at: (member name, is a list, next name or None) of the places whose objects'
+        etags are sealed, None for the record; strip_top / strip_nested: what augmentation added
+        (fields.Added), by name and {name: sub-names}."""
+        self.shaping = shape is not None
+        if shape is not None:
+            self.keep = _names(shape[0])
+            names = list(shape[1])
+            self.nested = Names(names, list(range(len(names))))
+            self.how = [(mode, _names(sub or ()), _names(decided or ())) for mode, sub, decided in shape[1].values()]
+        self.seal_at = tuple(k for k in seal_at if k is not None)
+        self.has_seal_record = any(k is None for k in seal_at)
+        self.strip_top = _names(strip_top)
+        self.strip_nested = [(name, _names(subs)) for name, subs in strip_nested.items()]
+
+
 cdef class Scanner:
     """One compiled program for one request: the plan's tables and the caller's facts."""
 
@@ -177,11 +206,10 @@ cdef class Scanner:
     def __dealloc__(self):
         free(self.nodes)
 
-    def __init__(self, steps, shape, seal_at, seal, strip_top, strip_nested):
-        """steps: (kind, member name or None for the record, params) in apply order; shape: None, or
-        (kept names, {name: (mode, kept sub-names or None, decided sub-names or None)}); seal_at: member
-        names whose objects' etags are sealed, None for the record; seal: the proxy's tag of a backend
-        etag (or None); strip_top / strip_nested: what augmentation added (fields.Added)."""
+    def __init__(self, steps, Tables tables, seal):
+        """steps: (kind, member name or None for the record, params) in apply order; tables: what of
+        the plan does not depend on the caller (built once per plan); seal: the proxy's tag of a
+        backend etag (or None)."""
         self.keys = []
         self.params = []
         self.n_steps = 0
@@ -198,18 +226,16 @@ cdef class Scanner:
             self.keys.append(key)
             self.params.append(params)
             self.n_steps += 1
-        self.shaping = shape is not None
         self.defaults = _DEFAULTS
-        if shape is not None:
-            self.keep = _names(shape[0])
-            names = list(shape[1])
-            self.nested = Names(names, list(range(len(names))))
-            self.how = [(mode, _names(sub or ()), _names(decided or ())) for mode, sub, decided in shape[1].values()]
-        self.seal_at = tuple(k for k in seal_at if k is not None)  # (name, is a list, next name or None)
-        self.has_seal_record = any(k is None for k in seal_at)
+        self.shaping = tables.shaping
+        self.keep = tables.keep
+        self.nested = tables.nested
+        self.how = tables.how
+        self.seal_at = tables.seal_at
+        self.has_seal_record = tables.has_seal_record
+        self.strip_top = tables.strip_top
+        self.strip_nested = tables.strip_nested
         self.seal = seal
-        self.strip_top = _names(strip_top)
-        self.strip_nested = [(name, _names(subs)) for name, subs in strip_nested.items()]
 
     # -- parsing --------------------------------------------------------------------------------
 
@@ -371,11 +397,16 @@ cdef class Scanner:
         return i
 
     cdef int _parse(self) except -2:
-        """The tape of the whole record; 0 when certain, -1 otherwise."""
+        """The tape of the whole record (self.buf is one record); 0 when certain, -1 otherwise."""
+        cdef Py_ssize_t end = self._parse_at(self._ws(0))
+        return 0 if end >= 0 and self._ws(end) == self.size else -1
+
+    cdef Py_ssize_t _parse_at(self, Py_ssize_t start) except -2:
+        """The tape of the object starting at `start`; the index just after it, or -1 (not certain)."""
         cdef int stack[MAX_DEPTH]
         cdef int last[MAX_DEPTH]
         cdef int depth = 0
-        cdef Py_ssize_t i = self._ws(0)
+        cdef Py_ssize_t i = start
         cdef Py_ssize_t kstart, kend, j
         cdef int node, parent, escaped, prev
         cdef unsigned char c
@@ -456,8 +487,7 @@ cdef class Scanner:
             # after a value: `,` next member, or close containers
             while True:
                 if depth == 0:
-                    i = self._ws(i)
-                    return 0 if i == self.size else -1
+                    return self.nodes[0].end
                 parent = stack[depth - 1]
                 if i >= self.size:
                     return -1
@@ -833,7 +863,7 @@ cdef class Scanner:
 
     # -- one record ---------------------------------------------------------------------------------
 
-    cdef int _record(self, list decisions, object index) except -2:
+    cdef int _record(self, list decisions, object index, bint parsed=False) except -2:
         """Decide the parsed-to-be record at self.buf: R_UNCHANGED, R_CHANGED (edits on the tape),
         R_DROPPED or R_FALLBACK. Its decisions are appended to `decisions`, as (step, object id) or,
         with `index`, (index, step, object id); none are left there on R_FALLBACK."""
@@ -843,11 +873,12 @@ cdef class Scanner:
         cdef int d_obj[MAX_STEPS]
         cdef bytes key
         cdef tuple params
-        self.canonical = True
         self.repls = []
         self.appends = []
-        if self._parse() < 0:
-            return R_FALLBACK
+        if not parsed:
+            self.canonical = True
+            if self._parse() < 0:
+                return R_FALLBACK
         if self.shaping:
             r = self._shape()
             if r < 0:
@@ -976,6 +1007,79 @@ cdef class Scanner:
                 PyBuffer_Release(&view)
         w.byte(93)
         return w.take(), decisions
+
+    def run_body(self, bytes body):
+        """A whole index body `{"data": [...], "meta": {...}}` (members in either order, meta
+        optional): the `data` array to send, the meta's bytes (None when absent) and
+        [(record index, step index, object id or None), ...]; or FALLBACK for anything else (a
+        repeated or unknown member, an escaped key, a meta that is not an object, or a record the
+        scanner is not sure of): the caller then splits the body as the pure path does."""
+        cdef list decisions = []
+        cdef Writer w = Writer()
+        cdef Py_ssize_t i, end, kstart, kend, meta_start = -1, meta_end = -1, count = 0
+        cdef bint seen_data = False, first = True
+        cdef int r
+        self.buf = <const unsigned char*>PyBytes_AS_STRING(body)
+        self.size = PyBytes_GET_SIZE(body)
+        i = self._ws(0)
+        if i >= self.size or self.buf[i] != 123:
+            return FALLBACK
+        i = self._ws(i + 1)
+        while True:
+            if self._key(&i, &kstart, &kend) < 0:
+                return FALLBACK
+            if kend - kstart == 4 and memcmp(self.buf + kstart, b"data", 4) == 0 and not seen_data:
+                seen_data = True
+                if i >= self.size or self.buf[i] != 91:
+                    return FALLBACK
+                w.byte(91)
+                i = self._ws(i + 1)
+                if i < self.size and self.buf[i] == 93:
+                    i = self._ws(i + 1)
+                else:
+                    while True:
+                        self.canonical = True
+                        end = self._parse_at(i)
+                        if end < 0:
+                            return FALLBACK
+                        r = self._record(decisions, count, True)
+                        if r == R_FALLBACK:
+                            return FALLBACK
+                        if r != R_DROPPED:
+                            if not first:
+                                w.byte(44)
+                            first = False
+                            if r == R_UNCHANGED:
+                                w.raw(self.buf + i, end - i)
+                            else:
+                                self._emit(w, 0)
+                        count += 1
+                        i = self._ws(end)
+                        if i < self.size and self.buf[i] == 44:
+                            i = self._ws(i + 1)
+                            continue
+                        if i < self.size and self.buf[i] == 93:
+                            i = self._ws(i + 1)
+                            break
+                        return FALLBACK
+                w.byte(93)
+            elif kend - kstart == 4 and memcmp(self.buf + kstart, b"meta", 4) == 0 and meta_start < 0:
+                meta_start = i
+                meta_end = self._parse_at(i)
+                if meta_end < 0:
+                    return FALLBACK
+                i = self._ws(meta_end)
+            else:
+                return FALLBACK
+            if i < self.size and self.buf[i] == 44:
+                i = self._ws(i + 1)
+                continue
+            if i < self.size and self.buf[i] == 125 and self._ws(i + 1) == self.size and seen_data:
+                break
+            return FALLBACK
+        meta = None if meta_start < 0 else PyBytes_FromStringAndSize(<const char*>self.buf + meta_start,
+                                                                     meta_end - meta_start)
+        return w.take(), meta, decisions
 
     cdef int _seal_places(self, tuple place, list sealed) except -2:
         """The objects at one seal_at place (Location.find: `a`, `a[]`, `a.b`, `a[].b`), added to

@@ -20,7 +20,7 @@ import msgspec
 import orjson
 
 from .decide import Bound, Decision
-from .envelope import split_index
+from .envelope import decode_meta, split_index
 from .errors import UndecidableError
 from .jsonkeys import refuse_repeated_keys
 from .jsonstream import Element, EnvelopeError, IndexSplitter
@@ -149,6 +149,13 @@ class Index:
 def index_whole(raw: bytes, judging: Judging) -> Index:
     """An index body read whole: sliced by msgspec into its records' own bytes (validated), each
     record then judged as a streamed one is (`Judging.element`), so both paths send the same bytes."""
+    if judging.native is not None:
+        whole = judging.native.run_body(raw)  # the envelope and every record in one call
+        if whole is not FALLBACK:  # else anything the scanner is not sure of: split as below
+            data, meta_raw, found = whole
+            if found:
+                judging.noted_page(found)
+            return Index(data, decode_meta(meta_raw) if meta_raw is not None else NO_META)
     records, meta = split_index(raw)
     if judging.untouched and judging.observe is None:
         return Index(_RAW_LIST.encode(records), meta)

@@ -74,13 +74,17 @@ def split_index(raw: bytes) -> tuple[list[msgspec.Raw], Any]:
     _refuse_repeated_members(raw, index.data, index.meta)
     if index.meta is msgspec.UNSET:
         return index.data, msgspec.UNSET
-    meta_raw = bytes(index.meta)
+    return index.data, decode_meta(bytes(index.meta))
+
+
+def decode_meta(meta_raw: bytes) -> Any:
+    """An index's meta, as every path reads it: orjson, under the one repeated-key policy."""
     try:
         meta = orjson.loads(meta_raw)  # msgspec validated it, but takes numbers orjson does not (1e400)
     except orjson.JSONDecodeError:
         raise UndecidableError("the index meta is not valid JSON") from None
     refuse_repeated_keys(meta_raw, meta, "the index meta")
-    return index.data, meta
+    return meta
 
 
 _LEAST_ENVELOPE = len(b'{"data":[]}')

@@ -48,7 +48,7 @@ def available() -> bool:
     return _scan is not None
 
 
-_tables: LRUCache[int, tuple[Plan, tuple[Any, ...] | None]] = LRUCache(4096)
+_tables: LRUCache[int, tuple[Plan, Any]] = LRUCache(4096)
 
 
 def scanner(bound: Bound, *, apply: bool, watched: bool, seal: Seal | None) -> Any:
@@ -73,8 +73,7 @@ def scanner(bound: Bound, *, apply: bool, watched: bool, seal: Seal | None) -> A
             return None
         kind, params = form
         steps.append((KINDS[kind], key.encode() if key is not None else None, params))
-    shape, seal_at, strip_top, strip_nested = tables
-    return _scan.Scanner(steps, shape, seal_at, seal, strip_top, strip_nested)
+    return _scan.Scanner(steps, tables, seal)
 
 
 def _native(step: Step, bound: Bound) -> tuple[str, tuple[Any, ...]] | None:
@@ -87,7 +86,7 @@ def _native(step: Step, bound: Bound) -> tuple[str, tuple[Any, ...]] | None:
     return form
 
 
-def _plan_tables(plan: Plan) -> tuple[Any, ...] | None:
+def _plan_tables(plan: Plan) -> Any:
     """What of the plan does not depend on the caller, once per plan; None: it does not compile."""
     if any(not step.whole and step.key is None for step in plan.steps):
         return None  # a list or two-step location (`attendees[]`): the pure path
@@ -104,8 +103,9 @@ def _plan_tables(plan: Plan) -> tuple[Any, ...] | None:
     added: Added = plan.added
     if added.top & _APPENDED:
         return None
-    return (_shape(plan.shape), tuple(seal_at), _scan_names(added.top),
-            {name.encode(): _scan_names(subs) for name, subs in added.nested.items()})
+    assert _scan is not None
+    return _scan.Tables(_shape(plan.shape), tuple(seal_at), _scan_names(added.top),
+                        {name.encode(): _scan_names(subs) for name, subs in added.nested.items()})
 
 
 def _shape(shaping: Shaping | None) -> tuple[Any, ...] | None:

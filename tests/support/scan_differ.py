@@ -110,6 +110,7 @@ def differ(bound: Bound, seal: Seal | None, raw: bytes) -> str | None:
     try:
         done = scanner.run(raw)
         page = scanner.run_all([raw])  # the buffered index's one call per page, over a page of one
+        body = scanner.run_body(b'{"data": [' + raw + b'], "meta": {"records": 1}}')  # and over the whole body
     except Exception as error:  # any exception is a finding
         return f"the scanner raised {error!r}"
     if (page is native.FALLBACK) != (done is native.FALLBACK):
@@ -118,6 +119,15 @@ def differ(bound: Bound, seal: Seal | None, raw: bytes) -> str | None:
         assert isinstance(page, tuple) and isinstance(done, tuple)
         if page != (b"[" + (done[0] or b"") + b"]", [(0, *d) for d in done[1]]):
             return f"run_all answered another page than run's record: {page!r} / {done!r}"
+    # (not the other way round: bytes `run` refuses as one record, `{"id":1},{"id":2}` or blanks, can
+    # be a page's records)
+    if done is not native.FALLBACK:
+        if body is native.FALLBACK:
+            return f"run_body fell back on a page of the one record run answered: {done!r}"
+        assert isinstance(body, tuple) and isinstance(done, tuple)
+        record = (done[0] or b"").strip(b" \t\r\n")  # in a body, the record's own bytes are its value's
+        if body != (b"[" + record + b"]", b'{"records": 1}', [(0, *d) for d in done[1]]):
+            return f"run_body answered another body than run's record: {body!r} / {done!r}"
     pure: tuple[bytes | None, list[Decision]] | None = None
     try:
         pure = transform_element(raw, PATH, bound, enforce=True, seal=seal)
