@@ -893,14 +893,15 @@ def big_bodies(stack: Stack, quick: bool) -> tuple[list[BigRow], float]:
 # --- 2b. the JSON pipeline alone, in process --------------------------------------------------------
 
 def pipeline(stack: Stack, per_record: float, megabytes: float) -> tuple[float, float, int]:
+    from proxy import native
+    from proxy.body import IndexStream, Judging
     from proxy.decide import make_plan
+    from proxy.etag import Sealer
     from proxy.facts.settings import load_settings
     from proxy.facts.viewer import Viewer
-    from proxy.jsonstream import Element, IndexSplitter
     from proxy.memory import keep_heap_slack
     from proxy.policy.fields import parse_fields, render_fields
     from proxy.policy.load import load_policies
-    from proxy.transform import transform_element
 
     keep_heap_slack()  # as `serve` does: this process runs the proxy's pipeline, and orjson beside it
     routes = {r.template: r for r in load_policies(ROOT / "policies").routes}
@@ -924,23 +925,25 @@ def pipeline(stack: Stack, per_record: float, megabytes: float) -> tuple[float, 
     body = body_t.body
     chunk = 64 * 1024
 
-    def run_pipeline() -> int:
-        """What the proxy's streaming path does per chunk: split, transform each record, join the
-        chunk's output for one write. The written bytes are counted and dropped, as a socket would."""
-        splitter = IndexSplitter()
-        index = sent = 0
-        view = memoryview(body)
-        for start in range(0, len(body), chunk):
-            out: list[bytes] = []
-            for piece in splitter.feed(bytes(view[start: start + chunk])):
-                if isinstance(piece, Element):
-                    raw, _ = transform_element(piece.raw, f"data[{index}]", bound, enforce=True)
-                    index += 1
-                    if raw is not None:
-                        out.append(raw)
-            sent += len(b",".join(out))
-        splitter.finish()
-        return sent
+    seal = Sealer.of(b"k" * 32, "bench", "v1").record_tag
+    scanner = native.scanner(bound, apply=True, watched=False, seal=seal)
+
+    def streamed(compiled: bool) -> Callable[[], int]:
+        def run() -> int:
+            """What the proxy's streaming path does per chunk (proxy.body.IndexStream: split, judge each
+            record, join the chunk's output for one write). The written bytes are counted and dropped,
+            as a socket would."""
+            judging = Judging(bound, True, lambda decisions: None, seal, native=scanner if compiled else None)
+            stream = IndexStream(judging, max_element=1 << 20)
+            sent = 0
+            view = memoryview(body)
+            for start in range(0, len(body), chunk):
+                sent += len(b",".join(stream.feed(bytes(view[start: start + chunk]))))
+            stream.finish()
+            return sent
+        return run
+
+    run_pipeline, run_pure = streamed(scanner is not None), streamed(False)
 
     def run_orjson() -> int:
         return len(orjson.dumps(orjson.loads(body)))
@@ -957,11 +960,13 @@ def pipeline(stack: Stack, per_record: float, megabytes: float) -> tuple[float, 
             times.append(time.perf_counter() - started)
         return min(times)
 
-    t_pipe, t_orjson = best(run_pipeline), best(run_orjson)
+    t_pipe, t_pure, t_orjson = best(run_pipeline), best(run_pure), best(run_orjson)
     mb = len(body) / 1e6
-    print(f"\n2b. JSON pipeline in process (IndexSplitter + transform_element, restricted viewer, "
+    print(f"\n2b. JSON pipeline in process (IndexStream: splitter + each record judged, restricted viewer, "
           f"{len(plan.bindings)} bindings), {mb:.1f} MB body, {n} records, best of 3")
-    print(f"  proxy pipeline, 64 KB chunks: {mb / t_pipe:7.1f} MB/s ({t_pipe * 1000:.0f} ms)")
+    print(f"  proxy pipeline, 64 KB chunks: {mb / t_pipe:7.1f} MB/s ({t_pipe * 1000:.0f} ms; "
+          f"{'the compiled scanner' if scanner is not None else 'pure: the scanner is not built'})")
+    print(f"  the same, --native off      : {mb / t_pure:7.1f} MB/s ({t_pure * 1000:.0f} ms)")
     print(f"  orjson.loads + orjson.dumps : {mb / t_orjson:7.1f} MB/s ({t_orjson * 1000:.0f} ms)")
     ratio = t_orjson / t_pipe
     print(f"  [{verdict(ratio >= 1.0)}] pipeline >= 1.0x orjson loads+dumps ({ratio:.2f}x)")
