@@ -23,7 +23,7 @@ from libc.string cimport memcmp, memcpy
 FALLBACK = object()
 """What run() answers for a record the pure path must decide (never an error of its own)."""
 
-# judgement kinds (proxy.native.Judgement.kind)
+# judgement kinds (proxy.native.KINDS, by the name a rule's native() gives)
 DEF J_CONTACT = 1
 DEF J_FILTER = 2
 DEF J_HOURS = 3
@@ -67,8 +67,8 @@ cdef inline unsigned int _hash(const unsigned char* p, Py_ssize_t n):
 
 
 cdef class Names:
-    """A set of member names, looked up by their bytes without building an object (FNV-1a, open
-    addressing); each name carries an int (an index into a side table, or 1)."""
+    """A set of member names, looked up by their bytes without building an object (open addressing
+    on `_hash`); each name carries an int (an index into a side table, or 1)."""
 
     cdef list keys
     cdef const unsigned char** ptrs
@@ -146,13 +146,13 @@ cdef class Tables:
     """What of a plan the scanner needs that does not depend on the caller, built once per plan."""
 
     cdef bint shaping
-    cdef Names keep
-    cdef Names nested
-    cdef list how
-    cdef tuple seal_at
+    cdef Names keep            # the record's members kept (Shaping.keep)
+    cdef Names nested          # a kept member's name -> its index in `how`
+    cdef list how              # (mode, Names keep, Names decided) per nested entry
+    cdef tuple seal_at         # (name, is a list, next name or None) of the seal places below the record
     cdef bint has_seal_record
     cdef Names strip_top
-    cdef list strip_nested
+    cdef list strip_nested     # (name bytes, Names subs)
 
     def __init__(self, shape, seal_at, strip_top, strip_nested):
         """shape: None, or (kept names, {name: (mode, kept sub-names or None, decided sub-names or
@@ -186,16 +186,9 @@ cdef class Scanner:
     cdef list keys             # each step's member name, or None for the record itself
     cdef list params           # each step's judgement parameters
     cdef int n_steps
-    cdef bint shaping
-    cdef Names keep            # the record's members kept (Shaping.keep)
-    cdef Names nested          # a kept member's name -> its index in `how`
-    cdef list how              # (mode, Names keep, Names decided) per nested entry
+    cdef Tables t              # the plan's tables
     cdef Names defaults
-    cdef tuple seal_at         # key bytes of seal_at places below the record
     cdef object seal
-    cdef Names strip_top
-    cdef list strip_nested     # (name bytes, Names subs)
-    cdef bint has_seal_record
 
     def __cinit__(self):
         self.cap = 256
@@ -227,14 +220,7 @@ cdef class Scanner:
             self.params.append(params)
             self.n_steps += 1
         self.defaults = _DEFAULTS
-        self.shaping = tables.shaping
-        self.keep = tables.keep
-        self.nested = tables.nested
-        self.how = tables.how
-        self.seal_at = tables.seal_at
-        self.has_seal_record = tables.has_seal_record
-        self.strip_top = tables.strip_top
-        self.strip_nested = tables.strip_nested
+        self.t = tables
         self.seal = seal
 
     # -- parsing --------------------------------------------------------------------------------
@@ -628,7 +614,7 @@ cdef class Scanner:
         return cut
 
     cdef int _shape(self) except -2:
-        cdef int cut = self._cut(0, self.keep)
+        cdef int cut = self._cut(0, self.t.keep)
         cdef int c = self.nodes[0].first, item, inner, r, at
         cdef tuple how
         cdef int mode
@@ -637,11 +623,11 @@ cdef class Scanner:
             if (self.nodes[c].flags & F_DELETED) or not (self.nodes[c].kind == K_OBJ or self.nodes[c].kind == K_ARR):
                 c = self.nodes[c].next
                 continue
-            at = self._name(c, self.nested)
+            at = self._name(c, self.t.nested)
             if at < 0:
                 c = self.nodes[c].next
                 continue
-            how = self.how[at]
+            how = self.t.how[at]
             mode = how[0]
             if mode == S_DEFAULTS:
                 r = self._keep_only(c, self.defaults)
@@ -715,10 +701,9 @@ cdef class Scanner:
         cdef tuple params = params_
         cdef long long ident, user, matter
         cdef int t, r
-        cdef bytes kind_text
+        if self.nodes[obj].kind != K_OBJ:
+            return -1  # every judge refuses what is not an object
         if kind == J_CONTACT or kind == J_FILTER:
-            if self.nodes[obj].kind != K_OBJ:
-                return -1
             if kind == J_CONTACT and params[0]:  # participants: only the exact non-contact types pass
                 t = self._member(obj, b"type")
                 if t < 0 or self.nodes[t].kind != K_STR or (self.nodes[t].flags & F_ESCAPED):
@@ -879,7 +864,7 @@ cdef class Scanner:
             self.canonical = True
             if self._parse() < 0:
                 return R_FALLBACK
-        if self.shaping:
+        if self.t.shaping:
             r = self._shape()
             if r < 0:
                 return R_FALLBACK
@@ -927,14 +912,14 @@ cdef class Scanner:
             changed = 1
         # seal (transform._reseal): each object once: the record once anything changed or the plan
         # says so, each decided object still an object (a stub has no etag), those at the seal_at places
-        if self.seal is not None and (n or self.has_seal_record or self.seal_at):
+        if self.seal is not None and (n or self.t.has_seal_record or self.t.seal_at):
             sealed = []
-            if n or self.has_seal_record:
+            if n or self.t.has_seal_record:
                 sealed.append(0)
             for r in range(n):
                 if d_obj[r] != 0 and d_obj[r] not in sealed:
                     sealed.append(d_obj[r])
-            for place in self.seal_at:
+            for place in self.t.seal_at:
                 if self._seal_places(place, sealed) < 0:
                     del decisions[before:]
                     return R_FALLBACK
@@ -947,7 +932,7 @@ cdef class Scanner:
                     return R_FALLBACK
                 changed |= r
         # strip what augmentation added (fields.strip_added)
-        if self.strip_top.keys or self.strip_nested:
+        if self.t.strip_top.keys or self.t.strip_nested:
             r = self._strip()
             if r < 0:
                 del decisions[before:]
@@ -1126,11 +1111,11 @@ cdef class Scanner:
         cdef Names subs
         while c >= 0:
             if not (self.nodes[c].flags & F_DELETED):
-                if self._name(c, self.strip_top) >= 0:
+                if self._name(c, self.t.strip_top) >= 0:
                     self.nodes[c].flags |= F_DELETED
                     cut = 1
             c = self.nodes[c].next
-        for name, subs in self.strip_nested:
+        for name, subs in self.t.strip_nested:
             m = self._member(0, name)
             if m < 0:
                 continue

@@ -85,14 +85,14 @@ class Judging:
             out.append(Decision(step, path if step.key is None else f"{path}.{step.key}", None, ident=object_id))
         return out
 
-    def noted_page(self, found: list[tuple[int, int, int | None]]) -> None:
-        """A page's decisions from the scanner, (record index, step index, object id), noted as each
-        record's would be."""
+    def noted_page(self, found: list[tuple[int, int, int | None]], first: int = 0) -> None:
+        """A page's (or a streamed chunk's) decisions from the scanner, (record index, step index,
+        object id), noted as each record's would be; `first`: the index of the chunk's first record."""
         steps = self.bound.plan.steps
         out = []
         for record, index, object_id in found:
             step = steps[index]
-            path = f"data[{record}]" if step.key is None else f"data[{record}].{step.key}"
+            path = f"data[{first + record}]" if step.key is None else f"data[{first + record}].{step.key}"
             out.append(Decision(step, path, None, ident=object_id))
         self._noted(out)
 
@@ -199,16 +199,29 @@ class IndexStream:
             raise UndecidableError("the backend's index body is malformed") from None
 
     def _take(self, pieces: list[Any]) -> list[bytes]:
-        out: list[bytes] = []
+        """The records of one chunk, judged: by the scanner in one call where it compiled (the
+        chunk's records joined as one piece), else record by record."""
         judging = self._judging
+        records = []
         for piece in pieces:
             if isinstance(piece, Element):
-                raw = judging.element(piece.raw, f"data[{self._index}]")
-                self._index += 1
-                if raw is not None:
-                    out.append(raw)
+                records.append(piece.raw)
             elif piece.key == "meta":
                 self.meta = parse_json(piece.raw, "the index meta")
             else:
                 raise UndecidableError("the index has an unexpected member")
+        first = self._index
+        self._index += len(records)
+        if records and judging.native is not None:
+            done = judging.native.run_all(records)
+            if done is not FALLBACK:  # else a record the scanner is not sure of: record by record below
+                data, found = done
+                if found:
+                    judging.noted_page(found, first)
+                return [data[1:-1]] if len(data) > 2 else []
+        out: list[bytes] = []
+        for i, raw in enumerate(records, first):
+            element = judging.element(raw, f"data[{i}]")
+            if element is not None:
+                out.append(element)
         return out

@@ -29,7 +29,8 @@ from hypothesis import strategies as st
 
 from demo_backend import generate_firm, make_app
 from proxy import native
-from proxy.decide import Bound, make_plan
+from proxy.body import IndexStream, Judging
+from proxy.decide import Bound, Decision, make_plan
 from proxy.envelope import split_index
 from proxy.etag import Sealer
 from proxy.facts.settings import load_settings
@@ -169,6 +170,28 @@ def test_the_scanner_answers_every_record_of_a_real_page() -> None:
         assert scanner.run(raw) is not native.FALLBACK
         agree(bound, raw)
     assert scanner.run_all(records_raw) is not native.FALLBACK
+
+
+@pytest.mark.parametrize("chunk", [1, 997, 65536])
+def test_a_streamed_index_is_judged_alike_chunk_by_chunk(chunk: int) -> None:
+    """IndexStream hands each chunk's records to the scanner in one call: the same bytes and the
+    same decisions, paths counted across chunks, as the pure path record by record."""
+    firm = generate_firm(scale=1)
+    records = list(firm.activities.values())[:80]
+    body = orjson.dumps({"data": records, "meta": {"records": len(records)}})
+    bound = bound_for("/activities", ACTIVITY_FIELDS, visible=frozenset(), responsible=frozenset())
+    scanner = native.scanner(bound, apply=True, watched=False, seal=SEAL)
+    assert scanner is not None
+    answers = []
+    for compiled in (scanner, None):
+        noted: list[Decision] = []
+        stream = IndexStream(Judging(bound, True, noted.extend, SEAL, native=compiled), max_element=1 << 20)
+        pieces = [b",".join(stream.feed(body[i:i + chunk])) for i in range(0, len(body), chunk)]
+        pieces.append(b",".join(stream.finish()))
+        answers.append((b",".join(p for p in pieces if p), stream.meta,
+                        [(*d.step.names, d.path, d.object_id) for d in noted]))
+    assert answers[0] == answers[1]
+    assert len(answers[0][2]) > 20  # hidden hours and rates were decided
 
 
 def test_answers_the_scanner_cannot_compile_take_the_pure_path() -> None:
