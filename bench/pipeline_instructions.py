@@ -12,9 +12,12 @@ and imports cancelled out.
         python bench/pipeline_instructions.py run DIR CASE PAGES
     python bench/pipeline_instructions.py measure DIR [CASE...]   # both runs, prints per page
 
-CASE: restricted-buffered, restricted-streamed, visible-buffered, visible-streamed. `run` works
-against any checkout on PYTHONPATH (older ones without sealing too), so a base commit can be
-measured on the same bytes. Not run by the tests.
+CASE: restricted-buffered, restricted-streamed, visible-buffered, visible-streamed: the pure path
+as the responders ran it before the compiled scanner; restricted-native-buffered and
+restricted-native-streamed: the body contract as the proxy runs it now (proxy.body.index_whole and
+IndexStream with the scanner of proxy/_scan.pyx). `run` works against any checkout on PYTHONPATH
+(older ones without sealing too, for the pure cases), so a base commit can be measured on the same
+bytes. Not run by the tests.
 """
 
 from __future__ import annotations
@@ -34,7 +37,8 @@ import orjson
 from peers.page import FIELDS, PAGE_BYTES  # bench/ is the script's own directory: first on the path
 
 ROOT = Path(__file__).resolve().parent.parent
-CASES = ("restricted-buffered", "restricted-streamed", "visible-buffered", "visible-streamed")
+CASES = ("restricted-buffered", "restricted-streamed", "visible-buffered", "visible-streamed",
+         "restricted-native-buffered", "restricted-native-streamed")
 
 
 def _get(port: int, target: str, user: int) -> bytes:
@@ -122,6 +126,23 @@ def pipeline(where: Path, case: str) -> Callable[[], int]:
     except ImportError:  # the commit before the repeated-key check
         refuse_repeated_keys = None
     touches = getattr(plan, "touches", True)
+
+    if "native" in case:
+        from proxy import native
+        from proxy.body import IndexStream, Judging, index_whole
+
+        scanner = native.scanner(bound, apply=True, watched=False, seal=extra.get("seal"))
+        assert scanner is not None, "the compiled scanner is not built (pip install -e .)"
+
+        def compiled() -> int:
+            judging = Judging(bound, True, lambda decisions: None, extra.get("seal"), native=scanner)
+            if case.endswith("buffered"):
+                return len(index_whole(body, judging).data)
+            stream = IndexStream(judging, max_element=1 << 20)
+            sent = sum(len(b",".join(stream.feed(body[i:i + 64 * 1024]))) for i in range(0, len(body), 64 * 1024))
+            return sent + len(b",".join(stream.finish()))
+
+        return compiled
 
     def one() -> int:
         sent = 0
