@@ -567,11 +567,14 @@ def throughput(stack: Stack, seconds: int) -> tuple[list[WrkResult], dict[str, b
         flag = "" if r.errors == 0 else "  <- FLAG: errors"
         print(f"{r.name:<27}{r.rps:>9.0f}{r.p50_ms:>8.2f}{r.p99_ms:>8.2f}{r.errors:>8}{r.rps / bare.rps:>8.2f}"
               f"{vs_peer:>8}{r.cpu_pct:>9.0f}{r.cpu_us_per_req:>11.0f}{flag}")
-    targets = {
-        f"policed 100 KB page, restricted >= 0.5x bare relay ({restricted.rps / bare.rps:.2f}x)":
-            restricted.rps >= 0.5 * bare.rps,
-        f"policed 100 KB page, restricted >= 4x mitmproxy ({restricted.rps / peer.rps:.2f}x)":
-            restricted.rps >= 4 * peer.rps,
+    visible = by["policed, token-1 (all)"]
+    targets = {  # issue 14's
+        f"policed 100 KB page, restricted >= 0.55x bare relay ({restricted.rps / bare.rps:.2f}x)":
+            restricted.rps >= 0.55 * bare.rps,
+        f"policed 100 KB page, all-visible >= 0.8x bare relay ({visible.rps / bare.rps:.2f}x)":
+            visible.rps >= 0.8 * bare.rps,
+        f"policed 100 KB page, restricted >= 3x mitmproxy ({restricted.rps / peer.rps:.2f}x)":
+            restricted.rps >= 3 * peer.rps,
         f"wrk rows without errors ({sum(r.errors for r in rows)} errors)": all(r.errors == 0 for r in rows),
     }
     print("  (floor: a hard-coded redaction relay with nothing else, to show what parsing and re-encoding "
