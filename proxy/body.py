@@ -6,8 +6,9 @@ Pure and synchronous; the responders (proxy/http/respond.py) only read, write an
 - One envelope for an index, `{"data": [...], "meta": {...}}`, whether the body is read whole
   (`index_whole`: up to BUFFER_INDEX_BELOW, sized or chunked) or streamed (`IndexStream`): the same
   bytes give the same records and meta, or a refusal on both (tests/test_body_contract.py).
-- One definition of "pass the backend's bytes" (`transform.unchanged`): a record nothing can change
-  goes out as the backend's exact bytes, on every path.
+- One definition of "pass the backend's bytes": a record nothing changed (not shaped, decided,
+  sealed or stripped) goes out as the backend's exact bytes, on every path, decided by the compiled
+  scanner (`proxy/_scan.pyx`, through `Judging.native`) or the pure path (`proxy.transform`) alike.
 """
 
 from __future__ import annotations
@@ -68,32 +69,26 @@ class Judging:
             if done is not FALLBACK:  # else a record the scanner is not sure of: the pure path below
                 out, found = done
                 if found:
-                    self._noted(self._decisions(found, path))
+                    self._scanned([(path, step, object_id) for step, object_id in found])
                 return out  # type: ignore[no-any-return]
         out, decisions = transform_element(raw, path, self.bound, enforce=self.apply, seal=self.seal,
                                            observe=self.observe, gaps=self.gaps)
         self._noted(decisions)
         return out
 
-    def _decisions(self, found: list[tuple[int, int | None]], path: str) -> list[Decision]:
-        """The scanner's (step index, object id) as decide's Decisions: the step, the JSON path and
-        the object's id (all a decision is noted by; its values stay in the scanner)."""
-        steps = self.bound.plan.steps
-        out = []
-        for index, object_id in found:
-            step = steps[index]
-            out.append(Decision(step, path if step.key is None else f"{path}.{step.key}", None, ident=object_id))
-        return out
-
     def noted_page(self, found: list[tuple[int, int, int | None]], first: int = 0) -> None:
         """A page's (or a streamed chunk's) decisions from the scanner, (record index, step index,
-        object id), noted as each record's would be; `first`: the index of the chunk's first record."""
+        object id); `first`: the index of the chunk's first record."""
+        self._scanned([(f"data[{first + record}]", step, object_id) for record, step, object_id in found])
+
+    def _scanned(self, found: list[tuple[str, int, int | None]]) -> None:
+        """The scanner's decisions, (record's JSON path, step index, object id), noted as decide's
+        are: the step, the path and the object's id (its values stay in the scanner)."""
         steps = self.bound.plan.steps
         out = []
-        for record, index, object_id in found:
+        for path, index, object_id in found:
             step = steps[index]
-            path = f"data[{first + record}]" if step.key is None else f"data[{first + record}].{step.key}"
-            out.append(Decision(step, path, None, ident=object_id))
+            out.append(Decision(step, path if step.key is None else f"{path}.{step.key}", None, ident=object_id))
         self._noted(out)
 
     def _noted(self, decisions: list[Decision]) -> None:
@@ -147,8 +142,9 @@ class Index:
 
 
 def index_whole(raw: bytes, judging: Judging) -> Index:
-    """An index body read whole: sliced by msgspec into its records' own bytes (validated), each
-    record then judged as a streamed one is (`Judging.element`), so both paths send the same bytes."""
+    """An index body read whole: by the scanner in one call (envelope, records, meta) where it
+    compiled; else sliced by msgspec into its records' own bytes (validated), then judged in one call
+    per page or record by record as a streamed one is (`Judging.element`): the same bytes either way."""
     if judging.native is not None:
         whole = judging.native.run_body(raw)  # the envelope and every record in one call
         if whole is not FALLBACK:  # else anything the scanner is not sure of: split as below

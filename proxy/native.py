@@ -14,7 +14,6 @@ to the pure path one record at a time.
 
 from __future__ import annotations
 
-import logging
 from typing import TYPE_CHECKING, Any
 
 from cachetools import LRUCache
@@ -40,8 +39,6 @@ _APPENDED = frozenset({"quantity_redacted", "redacted"})
 """Members a redaction appends: augmentation never adds them, and the scanner strips only what it parsed."""
 _MAX_INT = 2**63
 _MAX_STEPS = 32  # proxy/_scan.pyx MAX_STEPS
-
-log = logging.getLogger(__name__)
 
 
 def available() -> bool:

@@ -110,9 +110,10 @@ def _changed(record: dict[str, Any], decisions: list[Decision], seal_at: tuple[L
 
 
 def unchanged(plan: Plan, *, enforce: bool) -> bool:
-    """The one definition of "pass the backend's bytes": nothing can change a record when no rule
-    reads it (`plan.touches` is false), or when its decisions are only taken (dry-run shapes, applies
-    and seals nothing) and augmentation added no member to strip. Every path asks this."""
+    """Whether nothing can change any record of a plan: no rule reads them (`plan.touches` is false),
+    or decisions are only taken (dry-run shapes, applies and seals nothing) and augmentation added no
+    member to strip. A show answer asks this; index records are sent as they came whenever nothing
+    changed the record itself (transform_element, and the compiled scanner alike)."""
     return not plan.touches or (not enforce and not plan.strips)
 
 

@@ -97,10 +97,6 @@ def _key(decision: Decision, steps: tuple[Any, ...]) -> tuple[int, str, tuple[ty
     return index, decision.path, (type(ident), ident)
 
 
-def _ignore(_: list[Decision]) -> None:
-    pass
-
-
 def differ(bound: Bound, seal: Seal | None, raw: bytes) -> str | None:
     """None when the scanner and the pure path agree on `raw` (or the scanner fell back and the pure
     path answered or refused as documented); else what differs."""
@@ -150,7 +146,9 @@ def differ(bound: Bound, seal: Seal | None, raw: bytes) -> str | None:
         return f"bytes differ:\n scanner {out!r}\n pure    {pure_out!r}"
     steps = bound.plan.steps
     try:
-        scanned = [_key(d, steps) for d in Judging(bound, True, _ignore)._decisions(found, PATH)]
+        noted: list[Decision] = []
+        Judging(bound, True, noted.extend)._scanned([(PATH, step, object_id) for step, object_id in found])
+        scanned = [_key(d, steps) for d in noted]
     except Exception as error:  # a decision noting would fail in the proxy too
         return f"the scanner's decisions {found!r} cannot be noted: {error!r}"
     expected = [_key(d, steps) for d in pure_decisions]
