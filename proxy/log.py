@@ -28,6 +28,8 @@ ALLOWED_KEYS = frozenset({
     "differences", "shadow_policy_version", "shadow_settings_version",
     # serve --workers N (proxy/workers.py): which worker wrote a line, how one ended, how many run
     "worker", "pid", "exit_status", "workers", "restarts",
+    # which path decides policed index records (issue 14: the compiled scanner or the pure path)
+    "scanner",
 })
 
 

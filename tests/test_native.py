@@ -13,6 +13,7 @@ In CI (CI or REQUIRE_NATIVE set) the extension must have been built: a missing b
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -39,6 +40,7 @@ from proxy.policy.fields import parse_fields
 from proxy.policy.load import load_policies
 from tests.conftest import write_settings
 from tests.support.harness import RunningProxy, start_app, start_proxy
+from tests.support.process import spawn_proxy
 from tests.support.scan_differ import differ
 
 REPO = Path(__file__).resolve().parents[1]
@@ -257,14 +259,18 @@ async def test_both_paths_send_the_same_bytes(proxies: tuple[RunningProxy, Runni
     assert answers[0][0] == 200, answers[0][1][:300]
 
 
-async def test_the_start_line_names_the_path(tmp_path: Path) -> None:
-    from proxy.config import build_config
-    from proxy.serve import scanner_in_use
-
-    def config(value: str) -> Any:
-        import argparse
-        return build_config(argparse.Namespace(upstream="http://127.0.0.1:9", settings=str(tmp_path / "s.yaml"),
-                                               native=value), environ={})
-
-    assert scanner_in_use(config("auto")) == "native"
-    assert scanner_in_use(config("off")) == "python (--native off)"
+@pytest.mark.parametrize(("given", "said"), [("auto", "native"), ("off", "python (--native off)")])
+async def test_the_start_line_names_the_path(tmp_path: Path, settings_file: Path, given: str, said: str) -> None:
+    """The real `serve`'s "listening" line says which path decides policed index records."""
+    log = tmp_path / "proxy.log"
+    proxy = await spawn_proxy("http://127.0.0.1:9", settings_file, "--native", given, log=log)
+    try:
+        for _ in range(100):  # /healthz answers just before the line is written
+            lines = [orjson.loads(raw) for raw in log.read_bytes().splitlines() if raw.startswith(b"{")]
+            listening = [line for line in lines if line.get("event") == "listening"]
+            if listening:
+                break
+            await asyncio.sleep(0.05)
+        assert listening and listening[0]["scanner"] == said, lines
+    finally:
+        proxy.stop()
