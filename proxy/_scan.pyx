@@ -43,6 +43,7 @@ DEF F_ESCAPED = 8   # a string holding a backslash escape
 
 DEF MAX_DEPTH = 64
 DEF MAX_STEPS = 32
+DEF MAX_DECIDED = 1024  # decisions in one record (a list location decides each of its objects)
 
 # what one record came to (Scanner._record)
 DEF R_FALLBACK = -1
@@ -183,7 +184,7 @@ cdef class Scanner:
     cdef list repls
     cdef list appends          # (node, b'"key":value') appended to an object, in order
     cdef int kinds[MAX_STEPS]  # each step's judgement kind, in apply order
-    cdef list keys             # each step's member name, or None for the record itself
+    cdef list keys             # each step's place: None (the record), a member name, or (name, is a list, next name)
     cdef list params           # each step's judgement parameters
     cdef int n_steps
     cdef Tables t              # the plan's tables
@@ -854,9 +855,12 @@ cdef class Scanner:
         with `index`, (index, step, object id); none are left there on R_FALLBACK."""
         cdef int i, kind, obj, r, n = 0, changed = 0
         cdef Py_ssize_t before = len(decisions)
-        cdef int d_step[MAX_STEPS]
-        cdef int d_obj[MAX_STEPS]
-        cdef bytes key
+        cdef int d_step[MAX_DECIDED]
+        cdef int d_obj[MAX_DECIDED]
+        cdef int d_cont[MAX_DECIDED]
+        cdef object key
+        cdef list found
+        cdef int cont, where
         cdef tuple params
         self.repls = []
         self.appends = []
@@ -873,23 +877,34 @@ cdef class Scanner:
         for i in range(self.n_steps):
             key = self.keys[i]
             if key is None:
-                obj = 0
-            else:
+                found = [(0, -1, -1)]
+            elif type(key) is bytes:
                 obj = self._member(0, key)
                 if obj < 0 or self.nodes[obj].kind == K_NULL:
                     continue
-            r = self._judge(self.kinds[i], self.params[i], obj)
-            if r < 0:
-                del decisions[before:]
-                return R_FALLBACK
-            if r == 1:
-                d_step[n] = i
-                d_obj[n] = obj
-                n += 1
-                if index is None:
-                    decisions.append((i, self._id_of(obj)))
-                else:
-                    decisions.append((index, i, self._id_of(obj)))
+                found = [(obj, 0, -1)]
+            else:
+                found = self._find(key)
+                if found is None:
+                    del decisions[before:]
+                    return R_FALLBACK  # Location.find would refuse the shape
+            for obj, cont, where in found:
+                r = self._judge(self.kinds[i], self.params[i], obj)
+                if r < 0:
+                    del decisions[before:]
+                    return R_FALLBACK
+                if r == 1:
+                    if n == MAX_DECIDED:
+                        del decisions[before:]
+                        return R_FALLBACK
+                    d_step[n] = i
+                    d_obj[n] = obj
+                    d_cont[n] = cont
+                    n += 1
+                    if index is None:
+                        decisions.append((i, self._id_of(obj), where))
+                    else:
+                        decisions.append((index, i, self._id_of(obj), where))
         # apply, in the plan's order (decide.apply)
         for r in range(n):
             kind = self.kinds[d_step[r]]
@@ -916,7 +931,9 @@ cdef class Scanner:
             sealed = []
             if n or self.t.has_seal_record:
                 sealed.append(0)
-            for r in range(n):
+            for r in range(n):  # a decided object's container (an object holding it), then the object
+                if d_cont[r] > 0 and d_cont[r] not in sealed:
+                    sealed.append(d_cont[r])
                 if d_obj[r] != 0 and d_obj[r] not in sealed:
                     sealed.append(d_obj[r])
             for place in self.t.seal_at:
@@ -1065,6 +1082,41 @@ cdef class Scanner:
         meta = None if meta_start < 0 else PyBytes_FromStringAndSize(<const char*>self.buf + meta_start,
                                                                      meta_end - meta_start)
         return w.take(), meta, decisions
+
+    cdef list _find(self, tuple place):
+        """Location.find over the tape for `a[]`, `a.b` and `a[].b`: (object, its container, its
+        index in the list or -1) for each non-null object there; None where find raises (not a
+        list, not an object on the way)."""
+        cdef bytes key = place[0]
+        cdef bint is_list = place[1]
+        cdef object sub = place[2]
+        cdef int m = self._member(0, key), item, at = 0, v
+        cdef list out = []
+        if m < 0 or self.nodes[m].kind == K_NULL:
+            return out
+        if not is_list:
+            if self.nodes[m].kind != K_OBJ:
+                return None
+            v = self._member(m, sub)
+            if v >= 0 and self.nodes[v].kind != K_NULL:
+                out.append((v, m, -1))
+            return out
+        if self.nodes[m].kind != K_ARR:
+            return None
+        item = self.nodes[m].first
+        while item >= 0:
+            if self.nodes[item].kind != K_NULL:
+                if sub is None:
+                    out.append((item, m, at))
+                else:
+                    if self.nodes[item].kind != K_OBJ:
+                        return None
+                    v = self._member(item, sub)
+                    if v >= 0 and self.nodes[v].kind != K_NULL:
+                        out.append((v, item, at))
+            at += 1
+            item = self.nodes[item].next
+        return out
 
     cdef int _seal_places(self, tuple place, list sealed) except -2:
         """The objects at one seal_at place (Location.find: `a`, `a[]`, `a.b`, `a[].b`), added to

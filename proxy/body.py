@@ -20,7 +20,7 @@ from typing import Any
 import msgspec
 import orjson
 
-from .decide import Bound, Decision
+from .decide import Bound, Decision, Step
 from .envelope import decode_meta, split_index
 from .errors import UndecidableError
 from .jsonkeys import refuse_repeated_keys
@@ -69,33 +69,46 @@ class Judging:
             if done is not FALLBACK:  # else a record the scanner is not sure of: the pure path below
                 out, found = done
                 if found:
-                    self._scanned([(path, step, object_id) for step, object_id in found])
+                    self._scanned([(path, *decision) for decision in found])
                 return out  # type: ignore[no-any-return]
         out, decisions = transform_element(raw, path, self.bound, enforce=self.apply, seal=self.seal,
                                            observe=self.observe, gaps=self.gaps)
         self._noted(decisions)
         return out
 
-    def noted_page(self, found: list[tuple[int, int, int | None]], first: int = 0) -> None:
+    def noted_page(self, found: list[tuple[int, int, int | None, int]], first: int = 0) -> None:
         """A page's (or a streamed chunk's) decisions from the scanner, (record index, step index,
-        object id); `first`: the index of the chunk's first record."""
-        self._scanned([(f"data[{first + record}]", step, object_id) for record, step, object_id in found])
+        object id, index in a list place or -1); `first`: the index of the chunk's first record."""
+        self._scanned([(f"data[{first + record}]", *decision) for record, *decision in found])
 
-    def _scanned(self, found: list[tuple[str, int, int | None]]) -> None:
-        """The scanner's decisions, (record's JSON path, step index, object id), noted as decide's
-        are: the step, the path and the object's id (its values stay in the scanner)."""
+    def _scanned(self, found: list[tuple[Any, ...]]) -> None:
+        """The scanner's decisions, (record's JSON path, step index, object id, index in a list
+        place or -1), noted as decide's are: the step, the path and the object's id (its values stay
+        in the scanner)."""
         steps = self.bound.plan.steps
         out = []
-        for path, index, object_id in found:
+        for path, index, object_id, where in found:
             step = steps[index]
-            out.append(Decision(step, path if step.key is None else f"{path}.{step.key}", None, ident=object_id))
+            if step.key is not None:
+                path = f"{path}.{step.key}"
+            elif not step.whole:
+                path += _suffix(step, where)
+            out.append(Decision(step, path, None, ident=object_id))
         self._noted(out)
+
 
     def _noted(self, decisions: list[Decision]) -> None:
         if decisions:
             self.note(decisions)
         if self.settle is not None:
             self.settle(decisions)
+
+
+def _suffix(step: Step, where: int) -> str:
+    """A list place's path below the record, as Location.find writes it (`.attendees[2]`)."""
+    at = step.binding.at
+    assert at is not None
+    return "".join(f".{key}[{where}]" if is_list else f".{key}" for key, is_list in at.steps)
 
 
 def parse_json(raw: bytes, what: str) -> Any:

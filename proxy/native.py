@@ -6,10 +6,10 @@ compiled form; otherwise, and when the extension did not load, the answer takes 
 (`proxy.transform`), which is the definition both must agree with (tests/test_native.py).
 
 What compiles: enforce mode, no shadow candidate or sentinel watching, every step judged by a rule that
-offers a compiled form (`native()`: the four bundled respond actions) at the record itself or one plain
-member (`vendor`, `client`), seal places up to two steps down. A record the scanner is not
-sure of (an escape, a number orjson would spell otherwise, a list of lists, a repeated key) falls back
-to the pure path one record at a time.
+offers a compiled form (`native()`: the four bundled respond actions) at the record itself, a member
+(`vendor`) or up to two steps down (`attendees[]`, `custom_field_values[].contact`), seal places as
+deep. A record the scanner is not sure of (an escape, a number orjson would spell otherwise, a list of
+lists, a repeated key) falls back to the pure path one record at a time.
 """
 
 from __future__ import annotations
@@ -64,13 +64,34 @@ def scanner(bound: Bound, *, apply: bool, watched: bool, seal: Seal | None) -> A
     if tables is None or len(bound.judged) > _MAX_STEPS:
         return None
     steps = []
-    for (_, key, _, step) in bound.judged:
+    for (_, _, _, step) in bound.judged:
         form = _native(step, bound)
         if form is None:
             return None
         kind, params = form
-        steps.append((KINDS[kind], key.encode() if key is not None else None, params))
+        steps.append((KINDS[kind], place(step), params))
     return _scan.Scanner(steps, tables, seal)
+
+
+def place(step: Step) -> bytes | tuple[bytes, bool, bytes | None] | None:
+    """Where a step's objects are, as the scanner reads it: None (the record), a member's name, or
+    (name, is a list, next name or None) for `a[]`, `a.b`, `a[].b`."""
+    at = step.binding.at
+    if at is None:
+        return None
+    if step.key is not None:
+        return step.key.encode()
+    (first, is_list), *rest = at.steps
+    return first.encode(), is_list, rest[0][0].encode() if rest else None
+
+
+def _compiles(step: Step) -> bool:
+    """A place the scanner can walk: the record, `a`, `a[]`, `a.b`, `a[].b`."""
+    at = step.binding.at
+    if at is None or step.key is not None:
+        return True
+    steps = at.steps
+    return (len(steps) == 1 and steps[0][1]) or (len(steps) == 2 and not steps[1][1])
 
 
 def _native(step: Step, bound: Bound) -> tuple[str, tuple[Any, ...]] | None:
@@ -85,8 +106,8 @@ def _native(step: Step, bound: Bound) -> tuple[str, tuple[Any, ...]] | None:
 
 def _plan_tables(plan: Plan) -> Any:
     """What of the plan does not depend on the caller, once per plan; None: it does not compile."""
-    if any(not step.whole and step.key is None for step in plan.steps):
-        return None  # a list or two-step location (`attendees[]`): the pure path
+    if not all(_compiles(step) for step in plan.steps):
+        return None  # a place deeper than the scanner walks: the pure path
     seal_at: list[tuple[bytes, bool, bytes | None] | None] = []
     for at in plan.seal_at:
         if not at.steps:

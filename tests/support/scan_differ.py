@@ -56,6 +56,9 @@ PLANS: tuple[tuple[str, str, str | None, bool], ...] = (
     ("activities-few", "/activities", "id,etag,type,quantity,price,total,user{id},matter{id},vendor", True),
     ("matter-contacts", "/matters/{matter_id}/contacts", "id,etag,name,type,company{id,name,etag}", True),
     ("bills", "/bills", "id,etag,state,total,client{id,name,etag}", True),
+    # list places: participants (`attendees[]`) and `custom_field_values[].contact`
+    ("calendar", "/calendar_entries", "id,etag,summary,attendees{id,type,name,etag}", True),
+    ("matter-values", "/matters", "id,etag,client{id,name},custom_field_values{id,field_type,contact,value}", True),
 )
 
 
@@ -147,7 +150,7 @@ def differ(bound: Bound, seal: Seal | None, raw: bytes) -> str | None:
     steps = bound.plan.steps
     try:
         noted: list[Decision] = []
-        Judging(bound, True, noted.extend)._scanned([(PATH, step, object_id) for step, object_id in found])
+        Judging(bound, True, noted.extend)._scanned([(PATH, *decision) for decision in found])
         scanned = [_key(d, steps) for d in noted]
     except Exception as error:  # a decision noting would fail in the proxy too
         return f"the scanner's decisions {found!r} cannot be noted: {error!r}"
