@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 import traceback
 from collections.abc import Mapping, MutableMapping
 from typing import Any, TextIO
@@ -53,10 +54,27 @@ def _scrub(_: Any, __: str, event: MutableMapping[str, Any]) -> Mapping[str, Any
     return {k: v for k, v in event.items() if k in ALLOWED_KEYS}
 
 
+class _LineLogger:
+    """One write per line. structlog's PrintLogger prints a line and its newline as two writes: the
+    workers of `serve --workers N` share standard output, and two lines written at once came out as
+    `{...}{...}` and two newlines, unreadable by any log shipper."""
+
+    def __init__(self, file: TextIO) -> None:
+        self._file = file
+        self._lock = threading.Lock()
+
+    def msg(self, message: str) -> None:
+        with self._lock:
+            self._file.write(message + "\n")
+            self._file.flush()
+
+    log = debug = info = warn = warning = err = error = critical = exception = fatal = failure = msg
+
+
 def make_logger(stream: TextIO | None = None, level: str = "info") -> Any:
     out = stream if stream is not None else sys.stdout
     return structlog.wrap_logger(
-        structlog.PrintLogger(file=out),
+        _LineLogger(out),
         processors=[
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),

@@ -230,7 +230,7 @@ async def test_workers_stop_when_the_supervisor_is_killed(demo: tuple[Firm, Test
         left_behind = Path(os.fsdecode(seat.partition(b":")[2])).parent  # nobody else removes it
         proxy.process.kill()  # no signal to forward: the workers see their stdin close
         await wait_for(lambda: all(gone(pid) for pid in pids), "the orphaned workers to exit")
-        assert {e["pid"] for e in log_lines(log) if e.get("event") == "stopped"} == set(pids)
+        assert {e["pid"] for e in log_lines(log) if e.get("event") == "stopped"} == set(pids), log.read_text()[-3000:]
     finally:
         proxy.stop()
         if left_behind is not None:
