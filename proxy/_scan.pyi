@@ -3,6 +3,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 FALLBACK: object
+KINDS: dict[str, int]
 
 class Names:
     def __init__(self, names: Iterable[bytes], values: list[int] | None = None) -> None: ...

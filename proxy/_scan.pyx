@@ -23,11 +23,13 @@ from libc.string cimport memcmp, memcpy
 FALLBACK = object()
 """What run() answers for a record the pure path must decide (never an error of its own)."""
 
-# judgement kinds (proxy.native.KINDS, by the name a rule's native() gives)
+# judgement kinds
 DEF J_CONTACT = 1
 DEF J_FILTER = 2
 DEF J_HOURS = 3
 DEF J_RATE = 4
+KINDS = {"contact": J_CONTACT, "filter": J_FILTER, "hours": J_HOURS, "rate": J_RATE}
+"""The judgement kinds, by the name a rule's native() gives (proxy.native reads them here)."""
 
 DEF K_OBJ = 1
 DEF K_ARR = 2
@@ -978,6 +980,19 @@ cdef class Scanner:
         self._emit(w, 0)
         return w.take(), decisions
 
+    cdef bint _write(self, Writer w, int r, Py_ssize_t start, Py_ssize_t end, bint first) except -1:
+        """A decided record into a page (`,` before all but the first): its bytes [start, end) as
+        they came, or the edited tape; nothing when dropped. Whether the page is still empty."""
+        if r == R_DROPPED:
+            return first
+        if not first:
+            w.byte(44)
+        if r == R_UNCHANGED:
+            w.raw(self.buf + start, end - start)
+        else:
+            self._emit(w, 0)
+        return False
+
     def run_all(self, list records):
         """The records of one index (each bytes-like: msgspec.Raw slices of the body): the `data`
         array to send, `[...]`, and [(record index, step index, object id or None), ...]; or FALLBACK
@@ -997,14 +1012,7 @@ cdef class Scanner:
                 r = self._record(decisions, i)
                 if r == R_FALLBACK:
                     return FALLBACK
-                if r != R_DROPPED:
-                    if not first:
-                        w.byte(44)
-                    first = False
-                    if r == R_UNCHANGED:
-                        w.raw(self.buf, self.size)
-                    else:
-                        self._emit(w, 0)
+                first = self._write(w, r, 0, self.size, first)
             finally:
                 PyBuffer_Release(&view)
         w.byte(93)
@@ -1047,14 +1055,7 @@ cdef class Scanner:
                         r = self._record(decisions, count, True)
                         if r == R_FALLBACK:
                             return FALLBACK
-                        if r != R_DROPPED:
-                            if not first:
-                                w.byte(44)
-                            first = False
-                            if r == R_UNCHANGED:
-                                w.raw(self.buf + i, end - i)
-                            else:
-                                self._emit(w, 0)
+                        first = self._write(w, r, i, end, first)
                         count += 1
                         i = self._ws(end)
                         if i < self.size and self.buf[i] == 44:
@@ -1084,9 +1085,10 @@ cdef class Scanner:
         return w.take(), meta, decisions
 
     cdef list _find(self, tuple place):
-        """Location.find over the tape for `a[]`, `a.b` and `a[].b`: (object, its container, its
+        """Location.find over the tape for `a`, `a[]`, `a.b` and `a[].b`: (object, its container, its
         index in the list or -1) for each non-null object there; None where find raises (not a
-        list, not an object on the way)."""
+        list, not an object on the way) or where an object on the way was replaced by a stub (after
+        apply: the scanner does not look into what it wrote)."""
         cdef bytes key = place[0]
         cdef bint is_list = place[1]
         cdef object sub = place[2]
@@ -1095,7 +1097,10 @@ cdef class Scanner:
         if m < 0 or self.nodes[m].kind == K_NULL:
             return out
         if not is_list:
-            if self.nodes[m].kind != K_OBJ:
+            if sub is None:
+                out.append((m, 0, -1))
+                return out
+            if self.nodes[m].kind != K_OBJ or (self.nodes[m].flags & F_REPLACED):
                 return None
             v = self._member(m, sub)
             if v >= 0 and self.nodes[v].kind != K_NULL:
@@ -1109,7 +1114,7 @@ cdef class Scanner:
                 if sub is None:
                     out.append((item, m, at))
                 else:
-                    if self.nodes[item].kind != K_OBJ:
+                    if self.nodes[item].kind != K_OBJ or (self.nodes[item].flags & F_REPLACED):
                         return None
                     v = self._member(item, sub)
                     if v >= 0 and self.nodes[v].kind != K_NULL:
@@ -1119,37 +1124,13 @@ cdef class Scanner:
         return out
 
     cdef int _seal_places(self, tuple place, list sealed) except -2:
-        """The objects at one seal_at place (Location.find: `a`, `a[]`, `a.b`, `a[].b`), added to
-        `sealed`; -1 where find would refuse the shape (not a list, not an object on the way)."""
-        cdef bytes key = place[0]
-        cdef bint is_list = place[1]
-        cdef object sub = place[2]
-        cdef int m = self._member(0, key), item, found
-        cdef list frontier = []
-        if m < 0 or self.nodes[m].kind == K_NULL:
-            return 0
-        if is_list:
-            if self.nodes[m].kind != K_ARR:
-                return -1
-            item = self.nodes[m].first
-            while item >= 0:
-                if self.nodes[item].kind != K_NULL:
-                    frontier.append(item)
-                item = self.nodes[item].next
-        else:
-            frontier.append(m)
-        if sub is not None:
-            nxt = []
-            for item in frontier:
-                if self.nodes[item].kind != K_OBJ or (self.nodes[item].flags & F_REPLACED):
-                    return -1
-                found = self._member(item, sub)
-                if found >= 0 and self.nodes[found].kind != K_NULL:
-                    nxt.append(found)
-            frontier = nxt
-        for item in frontier:
-            if item not in sealed:
-                sealed.append(item)
+        """The objects at one seal_at place added to `sealed` (once each); -1 where find refuses."""
+        cdef list found = self._find(place)
+        if found is None:
+            return -1
+        for obj, _, _ in found:
+            if obj not in sealed:
+                sealed.append(obj)
         return 0
 
     cdef object _id_of(self, int obj):

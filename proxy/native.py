@@ -33,8 +33,8 @@ else:
     UNAVAILABLE = ""
 
 FALLBACK: Any = _scan.FALLBACK if _scan is not None else object()
-KINDS = {"contact": 1, "filter": 2, "hours": 3, "rate": 4}
-"""The judgement kinds the scanner knows (proxy/_scan.pyx J_*), by the name a rule's `native()` gives."""
+KINDS: dict[str, int] = _scan.KINDS if _scan is not None else {}
+"""The judgement kinds the scanner knows, by the name a rule's `native()` gives."""
 _APPENDED = frozenset({"quantity_redacted", "redacted"})
 """Members a redaction appends: augmentation never adds them, and the scanner strips only what it parsed."""
 _MAX_INT = 2**63

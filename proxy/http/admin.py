@@ -4,6 +4,7 @@ rollout report and the decisions of recent requests."""
 from __future__ import annotations
 
 import asyncio
+import sys
 from typing import Any
 
 from aiohttp import web
@@ -129,15 +130,23 @@ async def decisions(request: web.Request) -> web.Response:
     return web.json_response(entry, headers={"Cache-Control": "no-store"})
 
 
+ROUTES = (
+    ("GET", "/healthz", "healthz"), ("GET", "/readyz", "readyz"), ("GET", "/metrics", "metrics"),
+    ("GET", "/policies", "policies"), ("GET", "/report", "report"), ("GET", "/report.html", "report_html"),
+    ("POST", "/report/reset", "report_reset"), ("GET", "/decisions/{request_id}", "decisions"),
+)
+"""The admin listener's routes and their handlers' names: this module's, and with --workers the
+supervisor's (proxy/http/fanout.py), which must answer the same ones."""
+
+
+def add_routes(app: web.Application, handlers: Any) -> None:
+    """ROUTES served by the handlers of the same names in `handlers` (a module)."""
+    for method, path, name in ROUTES:
+        app.router.add_route(method, path, getattr(handlers, name))
+
+
 def make_admin_app(proxy_app: web.Application) -> web.Application:
     app = web.Application()
     app[SERVICES] = proxy_app[SERVICES]
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/readyz", readyz)
-    app.router.add_get("/metrics", metrics)
-    app.router.add_get("/policies", policies)
-    app.router.add_get("/report", report)
-    app.router.add_get("/report.html", report_html)
-    app.router.add_post("/report/reset", report_reset)
-    app.router.add_get("/decisions/{request_id}", decisions)
+    add_routes(app, sys.modules[__name__])
     return app

@@ -9,6 +9,7 @@ report (they are not summed: distinct users cannot be), /policies is the first w
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -21,6 +22,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from yarl import URL
+
+from .admin import add_routes
 
 ASK_SECONDS = 5.0
 
@@ -199,12 +202,5 @@ async def decisions(request: web.Request) -> web.Response:
 def make_fanout_app(pool: Pool) -> web.Application:
     app = web.Application()
     app[POOL] = pool
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/readyz", readyz)
-    app.router.add_get("/metrics", metrics)
-    app.router.add_get("/policies", policies)
-    app.router.add_get("/report", report)
-    app.router.add_get("/report.html", report_html)
-    app.router.add_post("/report/reset", report_reset)
-    app.router.add_get("/decisions/{request_id}", decisions)
+    add_routes(app, sys.modules[__name__])  # the admin listener's own routes, answered for all workers
     return app
